@@ -34,6 +34,9 @@ class EntryOrder:
     state: str  # machine state that produced the order
     reason: str
     risk_fraction: float
+    # Spot only: when set, qty is ignored and the fill spends this fraction of free cash
+    # (fees included) at the fill price, as all-in baselines in other backtesters do.
+    cash_fraction: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
