@@ -1,0 +1,49 @@
+"""Causal indicator features every other component reads (EMA, ATR, RSI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from components.indicators import atr, ema, rsi
+from components.market.types import MarketData
+from machine.component import Component, Stage
+
+
+class IndicatorFeaturesConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ema_fast: int = Field(default=20, ge=2)  # bars
+    ema_slow: int = Field(default=50, ge=3)
+    atr_period: int = Field(default=14, ge=2)  # Wilder smoothing, as TA-Lib
+    rsi_period: int = Field(default=14, ge=2)
+
+
+class IndicatorFeatures(Component):
+    """Computes the indicator series once per run and shares them as ``shared[symbol][name]``."""
+
+    stage = Stage.FEATURES
+    Config = IndicatorFeaturesConfig
+    config: IndicatorFeaturesConfig
+
+    def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
+        c = self.config
+        ready = 0
+        for symbol, data in market.symbols.items():
+            b = data.bars
+            series = {
+                "ema_fast": ema(b.close, c.ema_fast),
+                "ema_slow": ema(b.close, c.ema_slow),
+                "atr": atr(b.high, b.low, b.close, c.atr_period),
+                "rsi": rsi(b.close, c.rsi_period),
+            }
+            for values in series.values():
+                finite = np.flatnonzero(np.isfinite(values))
+                ready = max(ready, int(finite[0]) + 1 if finite.size else len(values))
+            shared.setdefault(symbol, {}).update({k: v.tolist() for k, v in series.items()})
+        self._ready = ready
+
+    def ready_index(self) -> int:
+        return self._ready

@@ -1,0 +1,109 @@
+"""Volatility and trend regime labels per bar, and the entry gate they drive."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from components.market.types import MarketData
+from components.regime import trend_regime, volatility_regime
+from machine.component import AgentContext, Component, Decision, Stage
+
+VOL_NAMES = {-1: "low", 0: "normal", 1: "high"}
+TREND_NAMES = {-1: "down", 0: "range", 1: "up"}
+
+
+class RegimeDetectorConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    atr_period: int = Field(default=14, ge=2)
+    lookback: int = Field(default=720, ge=20)  # bars the ATR% is ranked against (30 days of 1h)
+    low_pct: float = Field(default=0.25, gt=0.0, lt=1.0)
+    high_pct: float = Field(default=0.75, gt=0.0, lt=1.0)
+    trend_fast: int = Field(default=50, ge=2)
+    trend_slow: int = Field(default=200, ge=3)
+    trend_band: float = Field(default=0.005, ge=0.0)  # |fast/slow - 1| below this is a range
+    min_bars: int = Field(default=6, ge=1)  # a new label must hold this long before it counts
+
+
+def _debounce(labels: np.ndarray, min_bars: int) -> list[int]:
+    """A label change counts only once it has held ``min_bars`` bars (causal)."""
+    out: list[int] = []
+    current, candidate, run = 0, 0, 0
+    for x in labels.tolist():
+        if x == candidate:
+            run += 1
+        else:
+            candidate, run = x, 1
+        if candidate != current and run >= min_bars:
+            current = candidate
+        out.append(current)
+    return out
+
+
+class RegimeDetector(Component):
+    """Labels each bar low/normal/high volatility and up/down/range trend; gates entries."""
+
+    stage = Stage.REGIME
+    Config = RegimeDetectorConfig
+    config: RegimeDetectorConfig
+
+    def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
+        c = self.config
+        self._vol: dict[str, list[int]] = {}
+        self._trend: dict[str, list[int]] = {}
+        self._last: dict[str, tuple[int, int]] = {}
+        for symbol, data in market.symbols.items():
+            b = data.bars
+            vol = volatility_regime(b.high, b.low, b.close, atr_period=c.atr_period,
+                                    lookback=c.lookback, low_pct=c.low_pct, high_pct=c.high_pct)
+            trend = trend_regime(b.close, fast=c.trend_fast, slow=c.trend_slow, band=c.trend_band)
+            self._vol[symbol] = _debounce(vol, c.min_bars)
+            self._trend[symbol] = _debounce(trend, c.min_bars)
+            shared.setdefault(symbol, {}).update(vol_regime=self._vol[symbol], trend_regime=self._trend[symbol])
+        self._ready = max(c.lookback + c.atr_period, c.trend_slow)
+
+    def ready_index(self) -> int:
+        return self._ready
+
+    def on_bar(self, d: Decision, ctx: AgentContext) -> None:
+        vol, trend = self._vol[d.symbol][d.i], self._trend[d.symbol][d.i]
+        d.vol_regime, d.trend_regime = vol, trend
+        last = self._last.get(d.symbol)
+        if last != (vol, trend):
+            self._last[d.symbol] = (vol, trend)
+            if last is not None:
+                ctx.adjust(
+                    "regime_change",
+                    {"symbol": d.symbol, "volatility": VOL_NAMES[last[0]], "trend": TREND_NAMES[last[1]]},
+                    {"symbol": d.symbol, "volatility": VOL_NAMES[vol], "trend": TREND_NAMES[trend]},
+                    "regime label changed", {"bar_close_ts": d.now},
+                )
+
+
+class RegimeGateConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    entry_vol_regimes: tuple[Literal["low", "normal", "high"], ...] = ("low", "normal", "high")
+    trade_with_trend: bool = True  # no longs in a down trend, no shorts in an up trend
+
+
+class RegimeGate(Component):
+    """Drops entry signals outside the regimes the agent trades in."""
+
+    stage = Stage.GATE
+    Config = RegimeGateConfig
+    config: RegimeGateConfig
+
+    def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
+        self._allowed_vol = {k for k, v in VOL_NAMES.items() if v in self.config.entry_vol_regimes}
+
+    def on_bar(self, d: Decision, ctx: AgentContext) -> None:
+        if not d.entry:
+            return
+        if d.vol_regime not in self._allowed_vol:
+            d.entry, d.reason = 0, f"volatility regime {VOL_NAMES[d.vol_regime]} not traded"
+        elif self.config.trade_with_trend and d.entry * d.trend_regime < 0:
+            d.entry, d.reason = 0, f"against the {TREND_NAMES[d.trend_regime]} trend"

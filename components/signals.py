@@ -1,0 +1,71 @@
+"""Rule-based entry and exit signals, evaluated at bar close on completed bars only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from components.indicators import ema, rsi
+from components.market.types import MarketData
+from machine.component import AgentContext, Component, Decision, Stage
+
+
+class EmaCrossSignalConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fast: int = Field(default=12, ge=2)  # EMA periods on close, SMA-seeded like TA-Lib
+    slow: int = Field(default=26, ge=3)
+    allow_short: bool = False
+    rsi_period: int = Field(default=14, ge=2)
+    rsi_long_max: float = Field(default=100.0, ge=0, le=100)  # no long entry above this RSI
+    rsi_short_min: float = Field(default=0.0, ge=0, le=100)  # no short entry below this RSI
+
+    @model_validator(mode="after")
+    def _fast_below_slow(self) -> EmaCrossSignalConfig:
+        if self.fast >= self.slow:
+            raise ValueError(f"fast ({self.fast}) must be shorter than slow ({self.slow})")
+        return self
+
+
+class EmaCrossSignal(Component):
+    """Enter when the fast EMA crosses the slow one; exit when it crosses back."""
+
+    stage = Stage.SIGNAL
+    Config = EmaCrossSignalConfig
+    config: EmaCrossSignalConfig
+
+    def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
+        c = self.config
+        self._cross: dict[str, list[int]] = {}
+        self._rsi: dict[str, list[float]] = {}
+        for symbol, data in market.symbols.items():
+            fast, slow = ema(data.bars.close, c.fast), ema(data.bars.close, c.slow)
+            above = (fast > slow).astype(int)  # NaN compares False: no cross during warm-up
+            valid = ~(fast != fast) & ~(slow != slow)
+            cross = [0] * len(above)
+            a, v = above.tolist(), valid.tolist()
+            for i in range(1, len(a)):
+                if v[i] and v[i - 1] and a[i] != a[i - 1]:
+                    cross[i] = 1 if a[i] else -1
+            self._cross[symbol] = cross
+            self._rsi[symbol] = rsi(data.bars.close, c.rsi_period).tolist()
+        self._ready = c.slow
+
+    def ready_index(self) -> int:
+        return self._ready
+
+    def on_bar(self, d: Decision, ctx: AgentContext) -> None:
+        cross = self._cross[d.symbol][d.i]
+        if not cross:
+            return
+        c = self.config
+        if d.position is not None:
+            if cross == -d.position.side:
+                d.exit, d.reason = True, "ema cross against the position"
+            return
+        r = self._rsi[d.symbol][d.i]
+        if cross > 0 and not r > c.rsi_long_max:
+            d.entry, d.reason = 1, f"ema{c.fast} crossed above ema{c.slow}"
+        elif cross < 0 and c.allow_short and not r < c.rsi_short_min:
+            d.entry, d.reason = -1, f"ema{c.fast} crossed below ema{c.slow}"

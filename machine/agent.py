@@ -1,0 +1,216 @@
+"""One agent: its machine decides which components run; their decisions become orders.
+
+Per bar (called after the exchange processed the bar): record what the exchange did, mark
+equity, let the machine take at most one transition, run the enabled components for every
+symbol, and submit the resulting orders. A component that raises drops the agent to its
+conservative defaults through the declared ``component_failed`` transition; the run goes on.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from components.exchange.sim import SimExchange
+from components.exchange.types import BarEvents, EntryOrder, ExitOrder, ExitReason
+from components.market.types import MarketData
+from components.sizing import size_position
+from machine.builder import AgentMachine, Fired
+from machine.component import Component, Decision
+from machine.config import AgentConfig
+from machine.errors import ComponentError, ConfigError
+from machine.facts import AgentFacts
+from machine.guards import GUARDS
+from machine.recorder import Recorder
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, components: dict[str, Component], market: MarketData,
+                 exchange: SimExchange, recorder: Recorder):
+        config.machine.check_references(set(GUARDS), set(components), f"agent({config.name})")
+        self.name = config.name
+        self.config = config
+        self.machine = AgentMachine(config.machine)
+        self.components = components
+        self.market = market
+        self.exchange = exchange
+        self.recorder = recorder
+        self.facts = AgentFacts()
+        self.shared: dict[str, dict[str, Any]] = {}
+        self._symbols = list(market.symbols)
+        self._closes = {s: d.bars.close.tolist() for s, d in market.symbols.items()}
+        self._ts = market.ts.tolist()
+        self._tf = market.timeframe_ms
+        self._order_seq = 0
+        self._now = 0
+        self._pipelines = {
+            state: sorted((components[c] for c in spec.components), key=lambda c: c.stage)
+            for state, spec in config.machine.states.items()
+        }
+        self.time_in_state: dict[str, int] = {}
+
+    # --- AgentContext -----------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return self.machine.state
+
+    def adjust(self, kind: str, before: Any, after: Any, reason: str, evidence: dict[str, Any]) -> None:
+        self.recorder.adjustment(self._now, kind, before, after, reason, evidence)
+
+    def amend_protection(self, symbol: str, stop_price: float | None,
+                         take_profit_price: float | None) -> None:
+        self.exchange.amend_protection(symbol, stop_price=stop_price, take_profit_price=take_profit_price)
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def prepare(self) -> int:
+        """Precompute every component; returns the first bar with enough history."""
+        for c in sorted(self.components.values(), key=lambda c: c.stage):
+            c.prepare(self.market, self.shared)
+        self.facts.enter_state(self.machine.state, self._ts[0] if self._ts else 0)
+        return max((c.ready_index() for c in self.components.values()), default=0)
+
+    def on_bar(self, i: int, events: BarEvents, ready_index: int) -> None:
+        now = self._ts[i] + self._tf
+        self._now = now
+        self._record_exchange(events)
+        equity, cash, unrealized = self.exchange.mark_to_market(i)
+        self.facts.mark_equity(now, equity)
+        self.facts.history_ready = i >= ready_index
+        self._transition(now)
+        state = self.machine.state
+        self.time_in_state[state] = self.time_in_state.get(state, 0) + 1
+        pipeline = self._pipelines[state]
+        if pipeline:
+            for symbol in self._symbols:
+                self._decide(symbol, i, now, pipeline, equity)
+        self.recorder.equity(now, equity, cash, unrealized, len(self.exchange.positions), state)
+
+    def finish(self, i: int) -> None:
+        """Close what is still open at the last close (marked there, fees paid)."""
+        self._now = self._ts[i] + self._tf
+        self._record_exchange(self.exchange.close_all(i, ExitReason.END_OF_DATA))
+
+    # --- internals --------------------------------------------------------------------------
+    def _record_exchange(self, events: BarEvents) -> None:
+        if not events:
+            return
+        rec = self.recorder
+        for p in events.funding:
+            rec.funding(p)
+        for f in events.fills:
+            rec.fill(f)
+        for t in events.closed:
+            rec.trade(t)
+            self.facts.stats.record(t.pnl)
+        for order_id, why in events.rejected:
+            rec.adjustment(self._now, "order_rejected", None, {"order_id": order_id}, why, {})
+
+    def _transition(self, now: int) -> None:
+        fired = self.machine.evaluate(self.facts)
+        if fired is None:
+            return
+        self._on_fired(fired, now)
+
+    def _on_fired(self, fired: Fired, now: int) -> None:
+        self.recorder.transition(now, fired.source, fired.dest, fired.trigger, fired.reason,
+                                 fired.evidence)
+        if fired.dest == "circuit_broken":
+            self.facts.breaker_trips.append(now)
+        if fired.source in ("circuit_broken", "halted"):
+            self.facts.reset_peak()
+            self.facts.resume_requested = False
+        self.facts.failure = None
+        self.facts.enter_state(fired.dest, now)
+        for action in self.config.machine.states[fired.dest].on_enter:
+            self._on_enter(action, fired)
+
+    def _on_enter(self, action: str, fired: Fired) -> None:
+        if action == "flatten":
+            for symbol, pos in list(self.exchange.positions.items()):
+                self._submit_exit(symbol, pos.side, pos.qty, ExitReason.BREAKER)
+        elif action == "reset_risk":
+            for c in self.components.values():
+                c.reset(self)
+        elif action == "alert":
+            self.recorder.row("notifications", {
+                "ts": self._now, "agent": self.name, "channel": "ledger", "kind": "alert",
+                "message": f"{self.name}: {fired.source} -> {fired.dest} ({fired.reason})",
+                "delivered": True, "error": None})
+        else:  # pragma: no cover - the spec's Literal forbids others
+            raise ConfigError(f"unknown on_enter action {action!r}")
+
+    def _decide(self, symbol: str, i: int, now: int, pipeline: list[Component], equity: float) -> None:
+        pos = self.exchange.positions.get(symbol)
+        d = Decision(symbol, i, now, self._closes[symbol][i], pos)
+        for component in pipeline:
+            try:
+                component.on_bar(d, self)
+                _check_finite(d, component.name)
+            except Exception as exc:  # noqa: BLE001 - isolation is the point: record and fall back
+                self._fail(component.name, symbol, exc)
+                return
+        if pos is not None:
+            if d.exit:
+                self._submit_exit(symbol, pos.side, pos.qty, ExitReason.SIGNAL)
+            return
+        if d.entry and (d.risk_fraction is not None or d.cash_fraction is not None):
+            try:
+                self._submit_entry(d, equity)
+            except ComponentError as exc:
+                self._fail("sizing", symbol, exc)
+
+    def _fail(self, component: str, symbol: str, exc: Exception) -> None:
+        why = f"{component} failed on {symbol}: {type(exc).__name__}: {exc}"
+        self.recorder.adjustment(self._now, "fallback", {"state": self.state},
+                                 {"state": "conservative defaults"}, why,
+                                 {"component": component, "symbol": symbol, "error": str(exc)})
+        self.facts.failure = why
+        fired = self.machine.force("fall_back", self.facts)
+        if fired is not None:
+            self._on_fired(fired, self._now)
+        self.facts.failure = None
+
+    def _next_id(self) -> str:
+        self._order_seq += 1
+        return f"{self.name}-{self._order_seq:06d}"
+
+    def _submit_exit(self, symbol: str, side: int, qty: float, reason: ExitReason) -> None:
+        order = ExitOrder(self._next_id(), symbol, reason)
+        self.exchange.submit_exit(order)
+        self.recorder.exit_order(self._now, order, side, qty, self.state)
+
+    def _submit_entry(self, d: Decision, equity: float) -> None:
+        open_or_pending = len(self.exchange.positions) + self.exchange.pending_entries()
+        if open_or_pending >= self.config.max_open_positions:
+            return
+        if d.cash_fraction is not None:
+            qty, leverage, stop, tp = math.nan, 1.0, None, None
+        else:
+            if d.stop_distance is None or d.risk_fraction is None:
+                return  # no exit component sized a stop: never enter without one
+            spot = self.market.kind == "spot"
+            budget = self.exchange.cash if spot else equity * self.config.margin_per_position
+            size = size_position(
+                equity=equity, risk_fraction=d.risk_fraction, stop_distance=d.stop_distance,
+                price=d.close, margin_budget=budget, max_leverage=1.0 if spot else self.config.max_leverage)
+            if size.clipped_from is not None:
+                self.adjust("leverage_clip", {"qty": size.clipped_from}, {"qty": size.qty},
+                            "size clipped to the leverage or cash limit",
+                            {"symbol": d.symbol, "max_leverage": self.config.max_leverage,
+                             "margin_budget": budget, "price": d.close})
+            if size.qty <= 0:
+                return
+            qty, leverage = size.qty, size.leverage
+            stop = d.close - d.entry * d.stop_distance
+            tp = (d.close + d.entry * d.take_profit_distance) if d.take_profit_distance else None
+        order = EntryOrder(self._next_id(), d.symbol, d.entry, qty, leverage, stop, tp, d.mode,
+                           self.state, d.reason, d.risk_fraction or 0.0, d.cash_fraction)
+        self.exchange.submit_entry(order)
+        self.recorder.entry_order(self._now, order)
+
+
+def _check_finite(d: Decision, component: str) -> None:
+    for name in ("risk_fraction", "stop_distance", "take_profit_distance"):
+        v = getattr(d, name)
+        if v is not None and not math.isfinite(v):
+            raise ComponentError(f"{component} produced {name}={v}")

@@ -1,0 +1,113 @@
+"""The component interface: what an agent's state can switch on.
+
+A component precomputes what it can over whole arrays, causally, in ``prepare`` and does O(1)
+work per bar in ``on_bar``. Components run in stage order, whatever order a state lists them in.
+Each pairs with a pydantic ``Config`` (``KellySizerConfig`` builds ``KellySizer``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from machine.errors import ConfigError
+from machine.validation import format_validation_error
+
+if TYPE_CHECKING:
+    from components.exchange.types import Position
+    from components.market.types import MarketData
+    from machine.facts import AgentFacts
+
+
+class Stage(IntEnum):
+    FEATURES = 10
+    REGIME = 20
+    SIGNAL = 30
+    GATE = 40
+    SIZING = 50
+    EXITS = 60
+
+
+@dataclass(slots=True)
+class Decision:
+    """What the components concluded for one symbol on one bar."""
+
+    symbol: str
+    i: int
+    now: int
+    close: float
+    position: Position | None
+    vol_regime: int = 0
+    trend_regime: int = 0
+    entry: int = 0  # +1 open long, -1 open short, 0 nothing
+    exit: bool = False
+    mode: str = "normal"
+    risk_fraction: float | None = None
+    stop_distance: float | None = None
+    take_profit_distance: float | None = None
+    cash_fraction: float | None = None
+    reason: str = ""
+
+
+class AgentContext(Protocol):
+    """What a component may read and do besides its Decision."""
+
+    @property
+    def facts(self) -> AgentFacts: ...
+
+    @property
+    def state(self) -> str: ...
+
+    def adjust(self, kind: str, before: Any, after: Any, reason: str, evidence: dict[str, Any]) -> None:
+        """Record a learning or risk adjustment in the ledger."""
+
+    def amend_protection(self, symbol: str, stop_price: float | None,
+                         take_profit_price: float | None) -> None: ...
+
+
+class Component:
+    """Base class: subclasses set ``stage`` and ``Config`` and override the hooks they need."""
+
+    stage: ClassVar[Stage]
+    Config: ClassVar[type[BaseModel]]
+
+    def __init__(self, name: str, config: BaseModel):
+        self.name = name
+        self.config = config
+
+    def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
+        """Causal precomputation over whole arrays; ``shared[symbol]`` holds series for others."""
+
+    def ready_index(self) -> int:
+        """First bar index at which this component has the history it needs."""
+        return 0
+
+    def on_bar(self, d: Decision, ctx: AgentContext) -> None:
+        """O(1) work for one symbol on one bar."""
+
+    def reset(self, ctx: AgentContext) -> None:
+        """Return learned risk to its conservative default (state ``on_enter: reset_risk``)."""
+
+
+def build_component(name: str, decl: dict[str, Any], where: str) -> Component:
+    """Instantiate ``{_target_: module.Class, **params}`` with params validated by ``Class.Config``."""
+    params = dict(decl)
+    target = params.pop("_target_", None)
+    if not isinstance(target, str) or "." not in target:
+        raise ConfigError(f"{where}._target_: expected 'module.Class', got {target!r}")
+    module_name, _, cls_name = target.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{where}._target_: cannot import {target!r} ({exc})") from None
+    if not (isinstance(cls, type) and issubclass(cls, Component)):
+        raise ConfigError(f"{where}._target_: {target!r} is not a Ratchet component")
+    try:
+        config = cls.Config.model_validate(params)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, where)) from None
+    return cls(name, config)

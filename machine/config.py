@@ -1,0 +1,95 @@
+"""The run configuration: Hydra's composed config validated once into frozen pydantic models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from components.exchange.sim import SimExchangeConfig
+from machine.errors import ConfigError
+from machine.spec import MachineSpec
+from machine.validation import format_validation_error
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MarketConfig(_Frozen):
+    """Which bars to replay: one market kind, one timeframe, ccxt unified symbols."""
+
+    name: str
+    kind: Literal["spot", "futures"]
+    timeframe: str
+    symbols: tuple[str, ...] = Field(min_length=1)
+    start: str | None = None  # ISO date, UTC, inclusive
+    end: str | None = None  # ISO date, UTC, exclusive
+    on_gap: Literal["fail", "skip"] = "skip"  # gaps and duplicate timestamps: stop, or skip and record
+    data_dir: str | None = None  # folder with files named like the bundled ones; None = bundled
+
+    @field_validator("start", "end")
+    @classmethod
+    def _iso_date(cls, v: str | None) -> str | None:
+        if v is not None:
+            datetime.fromisoformat(v)
+        return v
+
+    @model_validator(mode="after")
+    def _symbols_match_kind(self) -> MarketConfig:
+        for s in self.symbols:
+            perpetual = s.endswith(":USDT")
+            if perpetual != (self.kind == "futures"):
+                want = "BASE/USDT:USDT" if self.kind == "futures" else "BASE/USDT"
+                raise ValueError(f"symbol {s!r} does not fit a {self.kind} market; expected {want}")
+        return self
+
+    def window_ms(self) -> tuple[int | None, int | None]:
+        def ms(v: str | None) -> int | None:
+            if v is None:
+                return None
+            dt = datetime.fromisoformat(v)
+            dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+            return int(dt.timestamp() * 1000)
+
+        return ms(self.start), ms(self.end)
+
+
+class AgentConfig(_Frozen):
+    """One agent: its machine, its components, and the limits no component may exceed."""
+
+    name: str
+    market_kind: Literal["spot", "futures"]
+    max_open_positions: int = Field(ge=1, le=20)
+    max_leverage: float = Field(default=1.0, ge=1.0, le=5.0)  # the futures agent never exceeds 5x
+    margin_per_position: float = Field(default=1.0, gt=0.0, le=1.0)  # isolated margin budget / equity
+    machine: MachineSpec
+    components: dict[str, dict[str, Any]]
+
+
+class RunConfig(_Frozen):
+    seed: int = 0
+    starting_cash: float = Field(default=10_000.0, gt=0)
+    commit_every_bars: int = Field(default=500, ge=1)  # and at every bar in which something happened
+    resume: bool = True  # a run folder whose ledger has rows continues where it stopped
+    agent: AgentConfig
+    market: MarketConfig
+    exchange: SimExchangeConfig
+
+    @model_validator(mode="after")
+    def _agent_fits_market(self) -> RunConfig:
+        if self.agent.market_kind != self.market.kind:
+            raise ValueError(
+                f"agent {self.agent.name!r} trades {self.agent.market_kind} but market "
+                f"{self.market.name!r} is {self.market.kind}; pick a {self.agent.market_kind} market"
+            )
+        return self
+
+
+def load_run_config(data: dict[str, Any]) -> RunConfig:
+    """Validate a plain dict (``OmegaConf.to_container(cfg, resolve=True)``) or raise ConfigError."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None

@@ -1,0 +1,91 @@
+"""Turns what an agent and its exchange did into ledger rows (one place for the row shapes).
+
+On resume the recorder is muted for the bars the ledger already holds, so a deterministic
+fast-forward rebuilds memory without writing a row twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.exchange.types import ClosedTrade, EntryOrder, ExitOrder, Fill, FundingPayment
+from ledger.writer import Ledger
+
+
+def _side(side: int) -> str:
+    return "buy" if side > 0 else "sell"
+
+
+class Recorder:
+    def __init__(self, ledger: Ledger, agent: str):
+        self.ledger = ledger
+        self.agent = agent
+        self.muted = False
+        self.events = 0  # rows other than equity marks since the last commit
+
+    def _append(self, table: str, row: dict[str, Any], *, event: bool = True) -> None:
+        if self.muted:
+            return
+        self.ledger.append(table, row)
+        self.events += event
+
+    def entry_order(self, ts: int, o: EntryOrder) -> None:
+        self._append("orders", {
+            "ts": ts, "agent": self.agent, "order_id": o.order_id, "symbol": o.symbol,
+            "side": _side(o.side), "qty": o.qty, "order_type": "market", "intent": "entry",
+            "leverage": o.leverage, "mode": o.mode, "state": o.state, "reason": o.reason})
+
+    def exit_order(self, ts: int, o: ExitOrder, side: int, qty: float, state: str) -> None:
+        self._append("orders", {
+            "ts": ts, "agent": self.agent, "order_id": o.order_id, "symbol": o.symbol,
+            "side": _side(-side), "qty": qty, "order_type": "market", "intent": "exit",
+            "leverage": None, "mode": None, "state": state, "reason": str(o.reason)})
+
+    def fill(self, f: Fill) -> None:
+        self._append("fills", {
+            "ts": f.ts, "agent": self.agent, "order_id": f.order_id, "trade_id": f.trade_id,
+            "symbol": f.symbol, "side": _side(f.side), "qty": f.qty, "price": f.price, "fee": f.fee,
+            "reason": f.reason})
+
+    def trade(self, t: ClosedTrade) -> None:
+        self._append("trades", {
+            "trade_id": t.trade_id, "agent": self.agent, "symbol": t.symbol,
+            "side": "long" if t.side > 0 else "short", "entry_ts": t.entry_ts, "exit_ts": t.exit_ts,
+            "entry_price": t.entry_price, "exit_price": t.exit_price, "qty": t.qty,
+            "leverage": t.leverage, "fees": t.fees, "funding": t.funding, "pnl": t.pnl, "mode": t.mode,
+            "state": t.state, "exit_reason": str(t.exit_reason), "risk_fraction": t.risk_fraction})
+
+    def funding(self, p: FundingPayment) -> None:
+        self._append("funding", {
+            "ts": p.ts, "agent": self.agent, "trade_id": p.trade_id, "symbol": p.symbol,
+            "rate": p.rate, "mark_price": p.mark_price, "position_qty": p.position_qty,
+            "amount": p.amount})
+
+    def equity(self, ts: int, equity: float, cash: float, unrealized: float, open_positions: int,
+               state: str) -> None:
+        self._append("equity", {
+            "ts": ts, "agent": self.agent, "equity": equity, "cash": cash, "unrealized": unrealized,
+            "open_positions": open_positions, "state": state}, event=False)
+
+    def transition(self, ts: int, source: str, dest: str, trigger: str, reason: str,
+                   evidence: dict[str, Any]) -> None:
+        self._append("transitions", {
+            "ts": ts, "agent": self.agent, "source": source, "dest": dest, "trigger": trigger,
+            "reason": reason, "evidence": evidence})
+
+    def adjustment(self, ts: int, kind: str, before: Any, after: Any, reason: str,
+                   evidence: dict[str, Any]) -> None:
+        self._append("adjustments", {
+            "ts": ts, "agent": self.agent, "kind": kind, "before": before, "after": after,
+            "reason": reason, "evidence": evidence})
+
+    def row(self, table: str, row: dict[str, Any]) -> None:
+        """Any other table (models, decisions, data_issues, notifications); caller gives the columns."""
+        self._append(table, row)
+
+    def commit_if(self, due: bool) -> None:
+        if self.muted:
+            return
+        if self.events or due:
+            self.ledger.commit()
+            self.events = 0
