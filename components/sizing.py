@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +20,7 @@ class FixedRiskSizerConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     risk: float = Field(default=0.003, gt=0.0, le=0.05)  # 0.3 % of equity at risk per trade
+    mode: Literal["normal", "explore", "window", "epsilon"] = "normal"  # the ledger's tag for the trades it sizes
 
 
 class FixedRiskSizer(Component):
@@ -31,6 +33,7 @@ class FixedRiskSizer(Component):
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         if d.entry and d.position is None:
             d.risk_fraction = self.config.risk
+            d.mode = self.config.mode
 
 
 class AllInSizerConfig(BaseModel):

@@ -117,7 +117,7 @@ class Agent:
         if fired.dest == "circuit_broken":
             self.facts.breaker_trips.append(now)
         if fired.source in ("circuit_broken", "halted"):
-            self.facts.reset_peak()
+            self.facts.start_afresh()
             self.facts.resume_requested = False
         self.facts.failure = None
         self.facts.enter_state(fired.dest, now)
@@ -175,12 +175,15 @@ class Agent:
         return f"{self.name}-{self._order_seq:06d}"
 
     def _submit_exit(self, symbol: str, side: int, qty: float, reason: ExitReason) -> None:
+        if any(isinstance(o, ExitOrder) and o.symbol == symbol for o in self.exchange.pending_orders()):
+            return
         order = ExitOrder(self._next_id(), symbol, reason)
         self.exchange.submit_exit(order)
         self.recorder.exit_order(self._now, order, side, qty, self.state)
 
     def _submit_entry(self, d: Decision, equity: float) -> None:
-        open_or_pending = len(self.exchange.positions) + self.exchange.pending_entries()
+        pending = sum(isinstance(o, EntryOrder) for o in self.exchange.pending_orders())
+        open_or_pending = len(self.exchange.positions) + pending
         if open_or_pending >= self.config.max_open_positions:
             return
         if d.cash_fraction is not None:

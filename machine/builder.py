@@ -7,6 +7,7 @@ pass fires. Guards are plain functions, so evaluating them every bar costs a few
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from transitions.extensions import GraphMachine
 from machine.facts import AgentFacts
 from machine.guards import BoundGuard, Evidence
 from machine.spec import MachineSpec, TransitionSpec
+
+logging.getLogger("transitions").setLevel(logging.WARNING)  # the ledger records every transition
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,8 @@ class AgentFacts:
         self.state = state
         self.state_entered_at = now
 
-    def reset_peak(self) -> None:
-        """After a breaker resumes, drawdown is measured from the equity at resumption."""
+    def start_afresh(self) -> None:
+        """After a breaker resumes: drawdown, daily loss and the losing streak start from now."""
         self.peak_equity = self.equity
         self.day_start_equity = self.equity
+        self.stats.consecutive_losses = 0

@@ -116,6 +116,29 @@ def outside_exploration_window(f: AgentFacts, param: Any) -> tuple[bool, Evidenc
 
 
 @guard
+def schedule_window(f: AgentFacts, param: Any) -> tuple[bool, Evidence]:
+    """The first ``for_hours`` of every ``every_hours`` (from the epoch, UTC) on the agent's clock."""
+    every, length = _schedule(param)
+    hour = (f.now // HOUR_MS) % every
+    return hour < length, {"hour_in_cycle": int(hour), "every_hours": every, "for_hours": length}
+
+
+@guard
+def outside_schedule_window(f: AgentFacts, param: Any) -> tuple[bool, Evidence]:
+    inside, ev = schedule_window(f, param)
+    return not inside, ev
+
+
+def _schedule(param: Any) -> tuple[int, int]:
+    if not isinstance(param, dict) or set(param) != {"every_hours", "for_hours"}:
+        raise ConfigError(f"schedule window needs {{every_hours, for_hours}}, got {param!r}")
+    every, length = int(param["every_hours"]), int(param["for_hours"])
+    if not 0 < length < every:
+        raise ConfigError(f"schedule window needs 0 < for_hours < every_hours, got {param!r}")
+    return every, length
+
+
+@guard
 def came_from(f: AgentFacts, state: Any) -> tuple[bool, Evidence]:
     return f.came_from == state, {"came_from": f.came_from}
 

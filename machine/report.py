@@ -1,0 +1,86 @@
+"""The end-of-run summary, read back from the ledger's views (so it shows what the ledger proves)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ledger.cli import connect_sweep
+
+
+def _iso(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _rows(con: Any, sql: str) -> list[dict[str, Any]]:
+    cur = con.execute(sql)
+    cols = [c[0] for c in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def summarize(ledger_path: Path) -> dict[str, Any]:
+    """Per-agent figures and the transitions, as plain data (also written to summary.json)."""
+    con = connect_sweep([ledger_path])
+    try:
+        summary = _rows(con, "SELECT * FROM summary")
+        states = _rows(con, "SELECT agent, state, bars FROM time_in_state ORDER BY agent, bars DESC")
+        transitions = _rows(con, "SELECT ts, agent, source, dest, trigger, reason FROM transitions ORDER BY ts")
+        funding = _rows(con, "SELECT agent, sum(paid) AS paid, sum(received) AS received "
+                             "FROM funding_summary GROUP BY agent")
+    finally:
+        con.close()
+    out: dict[str, Any] = {"ledger": str(ledger_path), "agents": {}}
+    for row in summary:
+        agent = row["agent"]
+        out["agents"][agent] = {
+            **{k: _plain(v) for k, v in row.items() if k not in ("run_id", "run_dir", "agent")},
+            "funding_paid": next((abs(_plain(f["paid"])) for f in funding if f["agent"] == agent), 0.0),
+            "funding_received": next((_plain(f["received"]) for f in funding if f["agent"] == agent), 0.0),
+            "time_in_state": {s["state"]: int(s["bars"]) for s in states if s["agent"] == agent},
+            "transitions": [
+                {**t, "ts": _iso(t["ts"])} for t in transitions if t["agent"] == agent],
+        }
+    return out
+
+
+def _plain(v: Any) -> Any:
+    return float(v) if hasattr(v, "__float__") and not isinstance(v, bool | int) else v
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None else f"{100 * float(v):.2f}%"
+
+
+def _num(v: Any) -> str:
+    return "-" if v is None else f"{float(v):,.2f}"
+
+
+def render(summary: dict[str, Any], run_dir: Path, max_transitions: int = 25) -> str:
+    lines: list[str] = []
+    for agent, a in summary["agents"].items():
+        lines += [
+            f"== {agent} ==",
+            f"  trades {a.get('trades', 0)}   win rate {_pct(a.get('win_rate'))}   "
+            f"return {_pct(a.get('return'))}   max drawdown {_pct(a.get('max_drawdown'))}",
+            f"  net pnl {_num(a.get('net_pnl'))}   fees {_num(a.get('fees'))}   funding paid "
+            f"{_num(a['funding_paid'])}   received {_num(a['funding_received'])}",
+            "  time in state (bars): " + ", ".join(f"{s} {n}" for s, n in a["time_in_state"].items()),
+            f"  transitions ({len(a['transitions'])}):",
+        ]
+        shown = a["transitions"][:max_transitions]
+        lines += [f"    {t['ts']}  {t['source']} -> {t['dest']}  [{t['trigger']}] {t['reason']}" for t in shown]
+        if len(a["transitions"]) > len(shown):
+            lines.append(f"    ... {len(a['transitions']) - len(shown)} more: "
+                         f"ratchet-ledger {run_dir} --view breaker")
+    lines += [f"run folder: {run_dir}", f"ledger:     {summary['ledger']}"]
+    return "\n".join(lines)
+
+
+def write_summary(summary: dict[str, Any], run_dir: Path) -> Path:
+    path = run_dir / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return path
