@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.market.types import MarketData
-from components.regime import trend_regime, volatility_regime
+from components.regime import WARMUP, trend_regime, volatility_regime
 from machine.component import AgentContext, Component, Decision, Stage
 
 VOL_NAMES = {-1: "low", 0: "normal", 1: "high"}
@@ -29,7 +29,11 @@ class RegimeDetectorConfig(BaseModel):
 
 
 def _debounce(labels: np.ndarray, min_bars: int) -> list[int]:
-    """A label change counts only once it has held ``min_bars`` bars (causal)."""
+    """A label change counts only once it has held ``min_bars`` bars (causal).
+
+    Warm-up bars read as normal/range; the detector's ready index keeps trading out of them.
+    """
+    labels = np.where(labels == WARMUP, 0, labels)
     out: list[int] = []
     current, candidate, run = 0, 0, 0
     for x in labels.tolist():

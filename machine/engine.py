@@ -20,6 +20,7 @@ from ledger.writer import Ledger
 from machine.agent import Agent
 from machine.component import build_component
 from machine.config import RunConfig
+from machine.facts import AgentFacts
 from machine.recorder import Recorder
 
 
@@ -31,6 +32,7 @@ class RunResult:
     bars: int
     seconds: float
     resumed_from_bar: int | None
+    facts: AgentFacts | None = None  # the in-memory facts the guards read, as the run ended
 
 
 def load_run_market(cfg: RunConfig) -> MarketData:
@@ -87,7 +89,8 @@ def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | N
             resume_at = next((i for i, t in enumerate(ts) if t + tf > last_ts), len(ts))
             recorder.muted = True
         if resume_at == len(ts):
-            return RunResult(run_dir, ledger_path, run_id, 0, time.perf_counter() - started, resume_at)
+            return RunResult(run_dir, ledger_path, run_id, 0, time.perf_counter() - started, resume_at,
+                             agent.facts)
         n = len(ts) if stop_after_bars is None else min(len(ts), stop_after_bars)
         every = cfg.commit_every_bars
         for i in range(n):
@@ -101,7 +104,8 @@ def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | N
         recorder.commit_if(True)
     finally:
         ledger.close()
-    return RunResult(run_dir, ledger_path, run_id, n, time.perf_counter() - started, resume_at)
+    return RunResult(run_dir, ledger_path, run_id, n, time.perf_counter() - started, resume_at,
+                     agent.facts)
 
 
 def _run_id(run_dir: Path) -> str:
