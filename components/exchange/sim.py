@@ -1,0 +1,441 @@
+"""Simulated exchange for replay: market fills at the next open, stops, funding, liquidation.
+
+Conventions (the numbers every replay's ledger depends on):
+
+* Orders are queued and fill at the next processed bar's open, exits before entries, so an
+  exit and an entry for one symbol in the same bar reverse the position. Market, stop and
+  take-profit fills move ``slippage_bps`` against the trader and pay the taker fee on the notional.
+* Timestamps: fills at the open carry ``ts[i]``; intrabar fills (stop, take profit, liquidation)
+  and ``close_all`` fills carry the bar's end ``ts[i] + timeframe_ms``, when they become known.
+* Intrabar, on last-price high/low: when one bar touches both the stop and the take profit, the
+  stop is assumed (worst case). Fills are gap-aware: a long stop fills at ``min(open, stop)``, a
+  long take profit at ``max(open, tp)``; mirrored for shorts.
+* Futures are Binance USDT-M, one-way, isolated (``margin.py``). Opening takes the initial
+  margin ``qty * price / leverage`` and the fee from cash; the fee does not enter the isolated
+  wallet. Funding settles into the isolated wallet (``Position.isolated_margin``), so it moves
+  the liquidation price, which is recomputed at every settlement.
+* Funding: settlements in ``(ts[i-1], ts[i]]`` are paid by positions open when bar ``i`` begins,
+  before its open fills, at the mark candle's open of bar ``i``. A position entered at a
+  settlement bar's open does not pay that settlement; one exited at that open does.
+* Liquidation triggers when the mark low (long) / high (short) reaches the liquidation price,
+  unless the bar also touched a stop lying between the entry and the liquidation price: the
+  move reaches that stop first. A bar whose mark opens past the liquidation price liquidates
+  at once, before any exit order or stop.
+  The whole isolated margin is lost: the trade exits at the liquidation price and the margin
+  left at that price is booked as a clearance fee, so ``pnl = -initial margin - entry fee``
+  (funding was already absorbed by the wallet). A fill that would return less than nothing from
+  the isolated wallet (past bankruptcy) is booked as a liquidation too.
+* Spot: long only, leverage 1; buying needs ``qty * price * (1 + fee)`` in cash.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from components.exchange.margin import (
+    BRACKET_TABLES,
+    Brackets,
+    bracket_for,
+    bracket_table,
+    funding_cash_flow,
+    isolated_liquidation_price,
+)
+from components.exchange.types import (
+    BarEvents,
+    ClosedTrade,
+    EntryOrder,
+    ExitOrder,
+    ExitReason,
+    Fill,
+    FundingPayment,
+    Position,
+)
+from components.market.types import MarketData, SymbolData
+from machine.errors import ConfigError, ExchangeError
+
+
+class SimExchangeConfig(BaseModel):
+    """Costs and limits of the simulated exchange."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    spot_taker_fee: float = Field(0.001, ge=0, lt=1)  # Binance spot taker, VIP 0: 0.10 %
+    futures_taker_fee: float = Field(0.0005, ge=0, lt=1)  # Binance USDT-M taker, VIP 0: 0.05 %
+    slippage_bps: float = Field(0.0, ge=0, lt=10_000)  # against the trader; not on liquidations
+    brackets: str = "2024-10-24"  # dated maintenance-margin table, see margin.BRACKET_TABLES
+    max_leverage: float = Field(5.0, ge=1)  # entries above it are rejected
+
+    @field_validator("brackets")
+    @classmethod
+    def _known_table(cls, name: str) -> str:
+        if name not in BRACKET_TABLES:
+            raise ValueError(f"unknown bracket table {name!r}; known: {', '.join(BRACKET_TABLES)}")
+        return name
+
+
+class _Series:
+    """One symbol's per-bar prices as Python lists (fast scalar access in the bar loop)."""
+
+    __slots__ = ("open", "high", "low", "close", "mark_open", "mark_high", "mark_low", "funding",
+                 "brackets")
+
+    def __init__(self, data: SymbolData, ts: np.ndarray, brackets: Brackets) -> None:
+        bars = data.bars
+        self.open: list[float] = bars.open.tolist()
+        self.high: list[float] = bars.high.tolist()
+        self.low: list[float] = bars.low.tolist()
+        self.close: list[float] = bars.close.tolist()
+        self.brackets = brackets
+        self.mark_open: list[float] = []
+        self.mark_high: list[float] = []
+        self.mark_low: list[float] = []
+        # bar index -> settlements (ts, rate) in (ts[i-1], ts[i]]
+        self.funding: dict[int, list[tuple[int, float]]] = {}
+        if not brackets:  # spot
+            return
+        symbol = bars.symbol
+        if data.mark is None or not np.array_equal(data.mark.ts, ts):
+            raise ConfigError(f"{symbol}: futures need mark-price candles on the market's bar index")
+        if data.funding is None:
+            raise ConfigError(f"{symbol}: futures need funding rates")
+        self.mark_open = data.mark.open.tolist()
+        self.mark_high = data.mark.high.tolist()
+        self.mark_low = data.mark.low.tolist()
+        settled = np.searchsorted(data.funding.ts, ts, side="right").tolist()
+        funding_ts = data.funding.ts.tolist()
+        rates = data.funding.rate.tolist()
+        for i in range(1, len(settled)):
+            lo, hi = settled[i - 1], settled[i]
+            if hi > lo:
+                self.funding[i] = [(funding_ts[k], rates[k]) for k in range(lo, hi)]
+
+
+class SimExchange:
+    """Fills an agent's orders against historical bars; one position per symbol."""
+
+    def __init__(self, config: SimExchangeConfig, market: MarketData, starting_cash: float) -> None:
+        if not (math.isfinite(starting_cash) and starting_cash >= 0):
+            raise ConfigError(f"starting_cash must be a finite amount >= 0, got {starting_cash}")
+        self.config = config
+        self.market = market
+        self.kind = market.kind
+        self._futures = market.kind == "futures"
+        self._fee = config.futures_taker_fee if self._futures else config.spot_taker_fee
+        self._slip = config.slippage_bps / 10_000
+        self._ts: list[int] = market.ts.tolist()
+        self._timeframe_ms = market.timeframe_ms
+        table = bracket_table(config.brackets) if self._futures else {}
+        self._series: dict[str, _Series] = {}
+        for symbol, data in market.symbols.items():
+            brackets: Brackets = ()
+            if self._futures:
+                if symbol not in table:
+                    raise ConfigError(
+                        f"bracket table {config.brackets!r} has no {symbol}; has {', '.join(table)}"
+                    )
+                brackets = table[symbol]
+            self._series[symbol] = _Series(data, market.ts, brackets)
+        self._cash = float(starting_cash)
+        self._positions: dict[str, Position] = {}
+        self._entries: list[EntryOrder] = []
+        self._exits: list[ExitOrder] = []
+        self._last_bar: int | None = None
+
+    # ----------------------------------------------------------------------------- orders
+    @property
+    def cash(self) -> float:
+        """Free cash: not counting isolated margins or spot holdings."""
+        return self._cash
+
+    @property
+    def positions(self) -> dict[str, Position]:
+        """Open positions by symbol. Read them; only the exchange changes them."""
+        return self._positions
+
+    def pending_orders(self) -> tuple[EntryOrder | ExitOrder, ...]:
+        """Queued orders in the order they will fill (exits first)."""
+        return (*self._exits, *self._entries)
+
+    def submit_entry(self, order: EntryOrder) -> None:
+        """Queue a market entry for the next bar's open. Malformed orders raise ExchangeError."""
+        self._require_symbol(order.symbol, order.order_id)
+        if order.side not in (1, -1):
+            raise ExchangeError(f"order {order.order_id}: side must be +1 or -1, got {order.side}")
+        if order.cash_fraction is not None:
+            if self._futures:
+                raise ExchangeError(f"order {order.order_id}: cash_fraction is for spot only")
+            if not 0 < order.cash_fraction <= 1:
+                raise ExchangeError(
+                    f"order {order.order_id}: cash_fraction must be in (0, 1], "
+                    f"got {order.cash_fraction}"
+                )
+        elif not (math.isfinite(order.qty) and order.qty > 0):
+            raise ExchangeError(f"order {order.order_id}: qty must be > 0, got {order.qty}")
+        _check_level(order.order_id, "stop_price", order.stop_price)
+        _check_level(order.order_id, "take_profit_price", order.take_profit_price)
+        self._entries.append(order)
+
+    def submit_exit(self, order: ExitOrder) -> None:
+        """Queue closing the whole position at the next bar's open."""
+        self._require_symbol(order.symbol, order.order_id)
+        self._exits.append(order)
+
+    def cancel_pending(self, symbol: str | None = None) -> list[EntryOrder | ExitOrder]:
+        """Drop queued orders (all, or one symbol's) and return them."""
+        dropped = [o for o in self.pending_orders() if symbol is None or o.symbol == symbol]
+        self._exits = [o for o in self._exits if o not in dropped]
+        self._entries = [o for o in self._entries if o not in dropped]
+        return dropped
+
+    def amend_protection(
+        self, symbol: str, stop_price: float | None = None, take_profit_price: float | None = None
+    ) -> None:
+        """Move the open position's stop and/or take profit (None leaves one unchanged)."""
+        position = self._positions.get(symbol)
+        if position is None:
+            raise ExchangeError(f"no open {symbol} position to amend")
+        _check_level(position.trade_id, "stop_price", stop_price)
+        _check_level(position.trade_id, "take_profit_price", take_profit_price)
+        if stop_price is not None:
+            position.stop_price = stop_price
+        if take_profit_price is not None:
+            position.take_profit_price = take_profit_price
+
+    # -------------------------------------------------------------------------- bar loop
+    def process_bar(self, i: int) -> BarEvents:
+        """Settle funding, fill queued orders at open[i], then run stops/TP/liquidation on bar i."""
+        if self._last_bar is not None and i != self._last_bar + 1:
+            raise ExchangeError(f"bars must be processed in order: got {i} after {self._last_bar}")
+        self._last_bar = i
+        if not (self._positions or self._entries or self._exits):
+            return BarEvents()
+        events = BarEvents()
+        if self._futures and self._positions:
+            self._settle_funding(i, events)
+        if self._exits:
+            self._fill_exits(i, events)
+        if self._entries:
+            self._fill_entries(i, events)
+        if self._positions:
+            self._run_intrabar(i, events)
+        return events
+
+    def mark_to_market(self, i: int) -> tuple[float, float, float]:
+        """(equity, cash, unrealized pnl) at close[i].
+
+        A futures position counts as its isolated margin plus unrealized pnl, floored at zero
+        (an isolated position cannot cost more than its margin); spot counts qty * close.
+        """
+        value = 0.0
+        unrealized = 0.0
+        for position in self._positions.values():
+            close = self._series[position.symbol].close[i]
+            pnl = position.side * position.qty * (close - position.entry_price)
+            unrealized += pnl
+            if self._futures:
+                value += max(0.0, position.isolated_margin + pnl)
+            else:
+                value += position.qty * close
+        return self._cash + value, self._cash, unrealized
+
+    def close_all(self, i: int, reason: ExitReason) -> BarEvents:
+        """Close every open position at close[i] (end of data, or a breaker that flattens)."""
+        events = BarEvents()
+        ts = self._ts[i] + self._timeframe_ms
+        for position in list(self._positions.values()):
+            close = self._series[position.symbol].close[i]
+            self._close(position, ts, close, f"{position.trade_id}:{reason.value}", reason, events)
+        return events
+
+    # ------------------------------------------------------------------------- internals
+    def _require_symbol(self, symbol: str, order_id: str) -> None:
+        if symbol not in self._series:
+            raise ExchangeError(
+                f"order {order_id}: unknown symbol {symbol!r}; market has {', '.join(self._series)}"
+            )
+
+    def _settle_funding(self, i: int, events: BarEvents) -> None:
+        for symbol, position in self._positions.items():
+            series = self._series[symbol]
+            settlements = series.funding.get(i)
+            if settlements is None:
+                continue
+            mark = series.mark_open[i]
+            for funding_ts, rate in settlements:
+                amount = funding_cash_flow(position.side, position.qty, mark, rate)
+                position.funding += amount
+                position.isolated_margin += amount
+                events.funding.append(
+                    FundingPayment(funding_ts, position.trade_id, symbol, rate, mark,
+                                   position.side * position.qty, amount)
+                )
+            position.liquidation_price = isolated_liquidation_price(
+                series.brackets, position.side, position.qty, position.entry_price,
+                position.isolated_margin,
+            )
+
+    def _fill_exits(self, i: int, events: BarEvents) -> None:
+        orders, self._exits = self._exits, []
+        ts = self._ts[i]
+        for order in orders:
+            position = self._positions.get(order.symbol)
+            if position is None:
+                events.rejected.append((order.order_id, f"no open {order.symbol} position"))
+                continue
+            series = self._series[order.symbol]
+            liquidation = position.liquidation_price
+            if liquidation is not None and position.side * (series.mark_open[i] - liquidation) <= 0:
+                self._liquidate(position, ts, events)
+            else:
+                self._close(position, ts, series.open[i], order.order_id, order.reason, events)
+
+    def _fill_entries(self, i: int, events: BarEvents) -> None:
+        orders, self._entries = self._entries, []
+        for order in orders:
+            refusal = self._open(order, i, events)
+            if refusal is not None:
+                events.rejected.append((order.order_id, refusal))
+
+    def _open(self, order: EntryOrder, i: int, events: BarEvents) -> str | None:
+        """Open a position at open[i]; returns why not, or None when it filled."""
+        if order.symbol in self._positions:
+            return f"a {order.symbol} position is already open"
+        series = self._series[order.symbol]
+        price = series.open[i] * (1 + order.side * self._slip)
+        qty = order.qty
+        margin = 0.0
+        liquidation = None
+        if self._futures:
+            leverage = order.leverage
+            if not 1 <= leverage <= self.config.max_leverage:
+                return f"leverage {leverage} outside [1, max_leverage {self.config.max_leverage}]"
+            notional = qty * price
+            brackets = series.brackets
+            tier_leverage = bracket_for(brackets, notional).max_leverage
+            if leverage > tier_leverage:
+                return f"leverage {leverage} > {tier_leverage} allowed at notional {notional:.2f}"
+            margin = notional / leverage
+            fee = notional * self._fee
+            cost = margin + fee
+            liquidation = isolated_liquidation_price(brackets, order.side, qty, price, margin)
+        else:
+            leverage = 1.0
+            if order.side != 1:
+                return "spot cannot short"
+            if order.leverage != 1:
+                return f"spot has no leverage, got {order.leverage}"
+            if order.cash_fraction is not None:
+                cost = self._cash * order.cash_fraction
+                notional = cost / (1 + self._fee)
+                fee = cost - notional
+                qty = notional / price
+            else:
+                notional = qty * price
+                fee = notional * self._fee
+                cost = notional + fee
+            if qty <= 0:
+                return "no cash to spend"
+        if cost > self._cash:
+            return f"insufficient cash: needs {cost:.2f}, has {self._cash:.2f}"
+        self._cash -= cost
+        ts = self._ts[i]
+        self._positions[order.symbol] = Position(
+            trade_id=order.order_id, symbol=order.symbol, side=order.side, qty=qty,
+            entry_price=price, entry_ts=ts, leverage=leverage, isolated_margin=margin,
+            stop_price=order.stop_price, take_profit_price=order.take_profit_price,
+            mode=order.mode, state=order.state, risk_fraction=order.risk_fraction, fees=fee,
+            liquidation_price=liquidation,
+            extra={"initial_margin": margin} if self._futures else {},
+        )
+        events.fills.append(
+            Fill(ts, order.order_id, order.order_id, order.symbol, order.side, qty, price, fee,
+                 order.reason)
+        )
+        return None
+
+    def _run_intrabar(self, i: int, events: BarEvents) -> None:
+        ts = self._ts[i] + self._timeframe_ms
+        for position in list(self._positions.values()):
+            series = self._series[position.symbol]
+            side = position.side
+            adverse = series.low[i] if side > 0 else series.high[i]
+            liquidation = position.liquidation_price
+            liquidation_hit = False
+            if liquidation is not None:
+                mark_adverse = series.mark_low[i] if side > 0 else series.mark_high[i]
+                liquidation_hit = side * (mark_adverse - liquidation) <= 0
+                if liquidation_hit and side * (series.mark_open[i] - liquidation) <= 0:
+                    self._liquidate(position, ts, events)  # the mark opened past it
+                    continue
+            stop = position.stop_price
+            open_ = series.open[i]
+            if stop is not None and side * (adverse - stop) <= 0 and (
+                liquidation is None or not liquidation_hit or side * (stop - liquidation) > 0
+            ):
+                price = open_ if side * (open_ - stop) < 0 else stop
+                self._close(position, ts, price, f"{position.trade_id}:stop_loss",
+                            ExitReason.STOP_LOSS, events)
+            elif liquidation_hit:
+                self._liquidate(position, ts, events)
+            else:
+                target = position.take_profit_price
+                favourable = series.high[i] if side > 0 else series.low[i]
+                if target is not None and side * (favourable - target) >= 0:
+                    price = open_ if side * (open_ - target) > 0 else target
+                    self._close(position, ts, price, f"{position.trade_id}:take_profit",
+                                ExitReason.TAKE_PROFIT, events)
+
+    def _close(self, position: Position, ts: int, price: float, order_id: str,
+               reason: ExitReason, events: BarEvents) -> None:
+        """Close at ``price`` before slippage, paying the taker fee."""
+        price *= 1 - position.side * self._slip
+        notional = position.qty * price
+        fee = notional * self._fee
+        if self._futures:
+            returned = (position.isolated_margin
+                        + position.side * position.qty * (price - position.entry_price) - fee)
+            if returned < 0:  # past bankruptcy: the isolated wallet is gone
+                self._liquidate(position, ts, events)
+                return
+            self._cash += returned
+        else:
+            self._cash += notional - fee
+        self._book(position, ts, price, fee, order_id, reason, events)
+
+    def _liquidate(self, position: Position, ts: int, events: BarEvents) -> None:
+        """Lose the whole isolated margin: exit at the liquidation price, the rest is a fee."""
+        price = position.liquidation_price
+        if price is None:  # only reachable past bankruptcy without a liquidation price
+            price = position.entry_price - position.side * position.isolated_margin / position.qty
+        clearance = position.isolated_margin + position.side * position.qty * (
+            price - position.entry_price
+        )
+        self._book(position, ts, price, clearance, f"{position.trade_id}:liquidation",
+                   ExitReason.LIQUIDATION, events)
+
+    def _book(self, position: Position, ts: int, price: float, exit_fee: float, order_id: str,
+              reason: ExitReason, events: BarEvents) -> None:
+        del self._positions[position.symbol]
+        fees = position.fees + exit_fee
+        pnl = position.side * position.qty * (price - position.entry_price) + position.funding - fees
+        events.fills.append(
+            Fill(ts, order_id, position.trade_id, position.symbol, -position.side, position.qty,
+                 price, exit_fee, reason.value)
+        )
+        events.closed.append(
+            ClosedTrade(
+                trade_id=position.trade_id, symbol=position.symbol, side=position.side,
+                entry_ts=position.entry_ts, exit_ts=ts, entry_price=position.entry_price,
+                exit_price=price, qty=position.qty, leverage=position.leverage, fees=fees,
+                funding=position.funding, pnl=pnl, mode=position.mode, state=position.state,
+                exit_reason=reason, risk_fraction=position.risk_fraction,
+            )
+        )
+
+
+def _check_level(order_id: str, name: str, price: float | None) -> None:
+    if price is not None and not (math.isfinite(price) and price > 0):
+        raise ExchangeError(f"order {order_id}: {name} must be a positive price, got {price}")
