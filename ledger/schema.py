@@ -1,0 +1,158 @@
+"""The ledger's tables, as numbered migrations applied in order.
+
+Every table is append-only. `run_id` and `wall_ts` (wall clock when written, naive UTC) are
+filled by the writer; every other `ts` column is BIGINT milliseconds UTC of *simulated* time.
+A migration's SQL is frozen once released: change the schema by adding a migration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from machine.errors import LedgerError
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: its version, what it does, and the SQL that does it."""
+
+    version: int
+    summary: str
+    sql: str
+
+
+_V1_BASE_TABLES = """
+CREATE TABLE runs (
+    run_id VARCHAR, wall_ts TIMESTAMP, agent VARCHAR, market VARCHAR, exchange VARCHAR,
+    seed BIGINT, config JSON, data_fingerprint VARCHAR);
+CREATE TABLE orders (
+    run_id VARCHAR, wall_ts TIMESTAMP, ts BIGINT, agent VARCHAR, order_id VARCHAR,
+    symbol VARCHAR, side VARCHAR, qty DOUBLE, order_type VARCHAR, intent VARCHAR,
+    leverage DOUBLE, mode VARCHAR, state VARCHAR, reason VARCHAR);
+CREATE TABLE fills (
+    run_id VARCHAR, wall_ts TIMESTAMP, ts BIGINT, agent VARCHAR, order_id VARCHAR,
+    trade_id VARCHAR, symbol VARCHAR, side VARCHAR, qty DOUBLE, price DOUBLE, fee DOUBLE,
+    reason VARCHAR);
+CREATE TABLE trades (
+    run_id VARCHAR, wall_ts TIMESTAMP, trade_id VARCHAR, agent VARCHAR, symbol VARCHAR,
+    side VARCHAR, entry_ts BIGINT, exit_ts BIGINT, entry_price DOUBLE, exit_price DOUBLE,
+    qty DOUBLE, leverage DOUBLE, fees DOUBLE, funding DOUBLE, pnl DOUBLE, mode VARCHAR,
+    state VARCHAR, exit_reason VARCHAR, risk_fraction DOUBLE);
+CREATE TABLE funding (
+    run_id VARCHAR, wall_ts TIMESTAMP, ts BIGINT, agent VARCHAR, trade_id VARCHAR,
+    symbol VARCHAR, rate DOUBLE, mark_price DOUBLE, position_qty DOUBLE, amount DOUBLE);
+CREATE TABLE equity (
+    run_id VARCHAR, wall_ts TIMESTAMP, ts BIGINT, agent VARCHAR, equity DOUBLE, cash DOUBLE,
+    unrealized DOUBLE, open_positions INTEGER, state VARCHAR);
+CREATE TABLE transitions (
+    run_id VARCHAR, wall_ts TIMESTAMP, ts BIGINT, agent VARCHAR, source VARCHAR, dest VARCHAR,
+    trigger VARCHAR, reason VARCHAR, evidence JSON);
+CREATE TABLE adjustments (
+    run_id VARCHAR, wall_ts TIMESTAMP, ts BIGINT, agent VARCHAR, kind VARCHAR, before JSON,
+    after JSON, reason VARCHAR, evidence JSON);
+CREATE TABLE models (
+    run_id VARCHAR, wall_ts TIMESTAMP, ts BIGINT, agent VARCHAR, version VARCHAR, path VARCHAR,
+    sha256 VARCHAR, train_start BIGINT, train_end BIGINT, metrics JSON, status VARCHAR);
+CREATE TABLE decisions (
+    run_id VARCHAR, wall_ts TIMESTAMP, ts BIGINT, agent VARCHAR, symbol VARCHAR,
+    model_version VARCHAR, probability DOUBLE, threshold DOUBLE, passed BOOLEAN, mode VARCHAR);
+CREATE TABLE data_issues (
+    run_id VARCHAR, wall_ts TIMESTAMP, ts BIGINT, symbol VARCHAR, kind VARCHAR, detail VARCHAR);
+CREATE TABLE notifications (
+    run_id VARCHAR, wall_ts TIMESTAMP, ts BIGINT, agent VARCHAR, channel VARCHAR, kind VARCHAR,
+    message VARCHAR, delivered BOOLEAN, error VARCHAR);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "base tables", _V1_BASE_TABLES),)
+
+#: Closed vocabularies, checked when a row is appended (open ones, like adjustment kinds, are not).
+ALLOWED_VALUES: dict[tuple[str, str], frozenset[str]] = {
+    ("orders", "side"): frozenset({"buy", "sell"}),
+    ("orders", "order_type"): frozenset({"market", "stop_loss", "take_profit", "liquidation"}),
+    ("orders", "intent"): frozenset({"entry", "exit"}),
+    ("fills", "side"): frozenset({"buy", "sell"}),
+    ("trades", "side"): frozenset({"long", "short"}),
+    ("trades", "mode"): frozenset({"normal", "window", "epsilon", "explore"}),
+    ("models", "status"): frozenset({"champion", "rejected", "retired"}),
+}
+
+_VERSIONS_TABLE = "schema_migrations"
+
+
+def schema_version(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> int:
+    """The highest migration recorded in a ledger (0 for an empty file)."""
+    catalog = catalog or con.execute("SELECT current_database()").fetchone()[0]
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() "
+        "WHERE database_name = ? AND schema_name = 'main' AND table_name = ?",
+        [catalog, _VERSIONS_TABLE],
+    ).fetchone()[0]
+    if not found:
+        return 0
+    version = con.execute(f'SELECT max(version) FROM "{catalog}".main.{_VERSIONS_TABLE}')
+    return version.fetchone()[0] or 0
+
+
+def check_version(
+    version: int,
+    path: str | Path,
+    *,
+    accept_older: bool,
+    migrations: Sequence[Migration] = MIGRATIONS,
+) -> None:
+    """Refuse a ledger from a newer Ratchet, and an older one where it cannot be migrated."""
+    latest = migrations[-1].version
+    if version > latest:
+        raise LedgerError(
+            f"ledger {path} is at schema version {version}, newer than this Ratchet knows "
+            f"(latest {latest}); upgrade Ratchet to open it"
+        )
+    if version < latest and not accept_older:
+        raise LedgerError(
+            f"ledger {path} is at schema version {version}, older than {latest}; "
+            "open it for writing once to migrate it"
+        )
+
+
+def migrate(
+    con: duckdb.DuckDBPyConnection,
+    path: str | Path,
+    wall_clock: Callable[[], float],
+    migrations: Sequence[Migration] = MIGRATIONS,
+) -> list[int]:
+    """Apply the migrations a ledger lacks, each in its own transaction; return their versions."""
+    current = schema_version(con)
+    check_version(current, path, accept_older=True, migrations=migrations)
+    if current == 0:
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {_VERSIONS_TABLE} "
+            "(version INTEGER, applied_wall TIMESTAMP)"
+        )
+    applied = []
+    for step in migrations:
+        if step.version <= current:
+            continue
+        con.begin()
+        try:
+            con.execute(step.sql)
+            con.execute(
+                f"INSERT INTO {_VERSIONS_TABLE} VALUES (?, ?)",
+                [step.version, datetime.fromtimestamp(wall_clock(), UTC).replace(tzinfo=None)],
+            )
+            con.commit()
+        except duckdb.Error as exc:
+            con.rollback()
+            raise LedgerError(f"ledger {path}: migration {step.version} failed: {exc}") from exc
+        applied.append(step.version)
+    return applied
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the latest empty tables in the connection's current catalog (no version table)."""
+    for step in MIGRATIONS:
+        con.execute(step.sql)

@@ -1,0 +1,201 @@
+"""Named views answering what users ask of a ledger: edge, Kelly inputs, drawdown, what changed.
+
+Each view is an SQL template over the base tables, grouped by the run keys given to
+`create_views`: `run_id` inside one ledger, `run_dir, run_id` over a sweep's ledgers
+(`ledger.cli` unions the base tables first). Views are TEMP, so a ledger file never stores them
+and an old ledger always gets the current definitions.
+
+The `kelly` view reads `kelly_update` adjustments whose evidence holds `p`, `b`, `f_star`,
+`regime_factor` and `cap`, and whose before/after is the risk fraction, either a bare number or
+`{"risk_fraction": x}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class View:
+    """A named view: what it answers, and its SQL template."""
+
+    name: str
+    doc: str
+    template: str
+
+
+def _trade_stats(by: str) -> str:
+    """Win/loss statistics and the Kelly edge p - (1 - p) / b, with b = avg win / avg loss."""
+    group = "{keys}, agent" + by
+    return f"""
+    SELECT {group}, trades, wins, losses, total_wins, total_losses,
+        wins / trades AS win_rate, avg_win, avg_loss,
+        avg_win / nullif(avg_loss, 0) AS win_loss_ratio,
+        CASE WHEN avg_win / nullif(avg_loss, 0) > 0
+             THEN wins / trades - (1 - wins / trades) / (avg_win / avg_loss) END AS kelly_edge,
+        net_pnl, fees, funding
+    FROM (
+        SELECT {group},
+            count(*) AS trades,
+            count(*) FILTER (WHERE pnl > 0) AS wins,
+            count(*) FILTER (WHERE pnl <= 0) AS losses,
+            coalesce(sum(pnl) FILTER (WHERE pnl > 0), 0) AS total_wins,
+            coalesce(abs(sum(pnl) FILTER (WHERE pnl <= 0)), 0) AS total_losses,
+            avg(pnl) FILTER (WHERE pnl > 0) AS avg_win,
+            abs(avg(pnl) FILTER (WHERE pnl <= 0)) AS avg_loss,
+            sum(pnl) AS net_pnl, sum(fees) AS fees, sum(funding) AS funding
+        FROM trades GROUP BY {group})
+    ORDER BY {group}
+    """
+
+
+def _performance_by(column: str) -> str:
+    return f"""
+    SELECT {{keys}}, agent, {column}, count(*) AS trades,
+        count(*) FILTER (WHERE pnl > 0) / count(*) AS win_rate,
+        sum(pnl) AS net_pnl, avg(pnl) AS avg_pnl
+    FROM trades GROUP BY {{keys}}, agent, {column}
+    ORDER BY {{keys}}, agent, {column}
+    """
+
+
+def _risk_fraction(column: str) -> str:
+    """A risk fraction stored as a bare JSON number or as {"risk_fraction": x}."""
+    return (f"coalesce(TRY_CAST({column} ->> '$.risk_fraction' AS DOUBLE), "
+            f"TRY_CAST({column} ->> '$' AS DOUBLE))")
+
+
+def _evidence(field: str) -> str:
+    return f"TRY_CAST(evidence ->> '$.{field}' AS DOUBLE) AS {field}"
+
+
+_HALTING = "('circuit_broken', 'halted')"
+
+VIEWS: tuple[View, ...] = (
+    View("stats", "trades, win rate, avg win/loss and Kelly edge per run and agent",
+         _trade_stats("")),
+    View("stats_by_symbol", "the same statistics per symbol", _trade_stats(", symbol")),
+    View("state_performance", "trades, win rate and pnl by the machine state at entry",
+         _performance_by("state")),
+    View("mode_performance", "trades, win rate and pnl by mode (normal, window, epsilon, explore)",
+         _performance_by("mode")),
+    View("drawdown", "every equity mark with its running peak and drawdown from it", """
+    SELECT {keys}, ts, agent, equity, peak,
+        CASE WHEN peak > 0 THEN 1 - equity / peak END AS drawdown, state
+    FROM (SELECT *, max(equity) OVER (PARTITION BY {keys}, agent ORDER BY ts) AS peak
+          FROM equity)
+    ORDER BY {keys}, agent, ts
+    """),
+    View("max_drawdown", "the deepest drawdown per run and agent, and when it happened", """
+    SELECT {keys}, agent, drawdown AS max_drawdown, ts AS max_drawdown_ts, peak, equity
+    FROM drawdown
+    QUALIFY row_number() OVER (
+        PARTITION BY {keys}, agent ORDER BY drawdown DESC NULLS LAST, ts) = 1
+    ORDER BY {keys}, agent
+    """),
+    View("time_in_state", "bars and simulated ms spent in each state, from the transitions", """
+    WITH bounds AS (
+        SELECT {keys}, agent, min(ts) AS first_ts, max(ts) AS last_ts,
+            arg_min(state, (ts, wall_ts)) AS first_state
+        FROM equity GROUP BY {keys}, agent),
+    moves AS (
+        SELECT {keys}, agent, ts, source, dest,
+            row_number() OVER (PARTITION BY {keys}, agent ORDER BY ts, wall_ts) AS seq
+        FROM transitions),
+    segments AS (
+        SELECT {keys}, agent, first_ts AS start_ts, 0 AS seq,
+            coalesce(source, first_state) AS state
+        FROM bounds LEFT JOIN (SELECT * FROM moves WHERE seq = 1) USING ({keys}, agent)
+        UNION ALL
+        SELECT {keys}, agent, ts AS start_ts, seq, dest AS state
+        FROM moves JOIN bounds USING ({keys}, agent) WHERE ts <= last_ts),
+    spans AS (
+        SELECT {keys}, agent, state, last_ts,
+            greatest(start_ts, first_ts) AS span_start,
+            greatest(coalesce(lead(start_ts) OVER w, last_ts), first_ts) AS span_end,
+            lead(start_ts) OVER w IS NULL AS is_last
+        FROM segments JOIN bounds USING ({keys}, agent)
+        WINDOW w AS (PARTITION BY {keys}, agent ORDER BY seq)),
+    counted AS (
+        SELECT l.*, l.span_end - l.span_start AS ms,
+            (SELECT count(*) FROM equity r WHERE {on} AND r.ts >= l.span_start
+                AND (r.ts < l.span_end OR (l.is_last AND r.ts = l.span_end))) AS bars
+        FROM spans l)
+    SELECT {keys}, agent, state, sum(bars) AS bars, sum(ms) AS ms,
+        sum(ms) / nullif(sum(sum(ms)) OVER (PARTITION BY {keys}, agent), 0) AS share
+    FROM counted GROUP BY {keys}, agent, state
+    ORDER BY {keys}, agent, min(span_start)
+    """),
+    View("adjustments_timeline", "every learning adjustment in time order: what, from, to, why", """
+    SELECT {keys}, ts, agent, kind, before, after, reason, evidence
+    FROM adjustments ORDER BY {keys}, ts, wall_ts
+    """),
+    View("kelly", "Kelly updates with their inputs (p, b, f*, regime factor, cap) as columns", f"""
+    SELECT {{keys}}, ts, agent, {_evidence("p")}, {_evidence("b")}, {_evidence("f_star")},
+        {_evidence("regime_factor")}, {_evidence("cap")},
+        {_risk_fraction("before")} AS risk_fraction_before,
+        {_risk_fraction("after")} AS risk_fraction_after, reason
+    FROM adjustments WHERE kind = 'kelly_update' ORDER BY {{keys}}, ts, wall_ts
+    """),
+    View("breaker", "transitions into or out of circuit_broken and halted", f"""
+    SELECT {{keys}}, ts, agent, source, dest, trigger, reason, evidence
+    FROM transitions WHERE dest IN {_HALTING} OR source IN {_HALTING} ORDER BY {{keys}}, ts, wall_ts
+    """),
+    View("funding_summary", "funding payments, paid (negative), received and net per symbol", """
+    SELECT {keys}, agent, symbol, count(*) AS payments,
+        coalesce(sum(amount) FILTER (WHERE amount < 0), 0) AS paid,
+        coalesce(sum(amount) FILTER (WHERE amount > 0), 0) AS received,
+        sum(amount) AS net
+    FROM funding GROUP BY {keys}, agent, symbol
+    ORDER BY {keys}, agent, symbol
+    """),
+    View("regimes", "regime changes in time order", """
+    SELECT {keys}, ts, agent,
+        coalesce(before ->> '$.regime', before ->> '$') AS from_regime,
+        coalesce(after ->> '$.regime', after ->> '$') AS to_regime, reason, evidence
+    FROM adjustments WHERE kind = 'regime_change' ORDER BY {keys}, ts, wall_ts
+    """),
+    View("decisions_by_model", "decisions, passes and mean probability per model version", """
+    SELECT {keys}, agent, model_version, count(*) AS decisions,
+        count(*) FILTER (WHERE passed) AS passed,
+        count(*) FILTER (WHERE passed) / count(*) AS pass_rate,
+        avg(probability) AS avg_probability
+    FROM decisions GROUP BY {keys}, agent, model_version
+    ORDER BY {keys}, agent, model_version
+    """),
+    View("summary", "one line per run and agent: trade stats, return and max drawdown", """
+    WITH marks AS (
+        SELECT {keys}, agent, arg_min(equity, (ts, wall_ts)) AS first_equity,
+            arg_max(equity, (ts, wall_ts)) AS last_equity
+        FROM equity GROUP BY {keys}, agent),
+    agents AS (
+        SELECT {keys}, agent FROM marks UNION SELECT {keys}, agent FROM stats)
+    SELECT {keys}, agent, coalesce(trades, 0) AS trades, coalesce(wins, 0) AS wins,
+        coalesce(losses, 0) AS losses, win_rate, avg_win, avg_loss, win_loss_ratio, kelly_edge,
+        net_pnl, fees, funding, first_equity, last_equity,
+        last_equity / nullif(first_equity, 0) - 1 AS "return", max_drawdown, max_drawdown_ts
+    FROM agents
+    LEFT JOIN stats USING ({keys}, agent)
+    LEFT JOIN marks USING ({keys}, agent)
+    LEFT JOIN max_drawdown USING ({keys}, agent)
+    ORDER BY {keys}, agent
+    """),
+)
+
+VIEW_NAMES: tuple[str, ...] = tuple(view.name for view in VIEWS)
+
+
+def view_sql(view: View, run_keys: Sequence[str] = ("run_id",)) -> str:
+    """A view's SELECT for the given run keys."""
+    keys = ", ".join(run_keys)
+    on = " AND ".join(f"l.{key} = r.{key}" for key in (*run_keys, "agent"))
+    return view.template.format(keys=keys, on=on)
+
+
+def create_views(con: duckdb.DuckDBPyConnection, *, run_keys: Sequence[str] = ("run_id",)) -> None:
+    """Create every view as a TEMP view over the base tables visible to `con`."""
+    for view in VIEWS:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view.name} AS {view_sql(view, run_keys)}")

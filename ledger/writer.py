@@ -1,0 +1,332 @@
+"""The run's ledger: buffered, validated appends flushed in one transaction per commit.
+
+DuckDB lets one process hold the file; a second can neither write nor read it meanwhile, so a
+running agent answers its own queries through `Ledger.query`. Rows become durable at `commit()`;
+a process killed between commits loses only its uncommitted rows, and resumes from `last_ts`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import numbers
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from ledger.schema import ALLOWED_VALUES, check_version, migrate, schema_version
+from ledger.views import create_views
+from machine.errors import LedgerError
+
+_MANAGED = frozenset({"run_id", "wall_ts"})
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "JSON": pa.string(),
+    "DOUBLE": pa.float64(),
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMP": pa.timestamp("us"),
+}
+# Python types accepted as-is per column type; anything else goes through `_normalize`.
+_EXACT: dict[str, tuple[type, ...]] = {
+    "VARCHAR": (str,),
+    "DOUBLE": (float, int),
+    "BIGINT": (int,),
+    "INTEGER": (int,),
+    "BOOLEAN": (bool,),
+    "TIMESTAMP": (datetime,),
+}
+
+_INT_BOUNDS = {"BIGINT": (-(2**63), 2**63 - 1), "INTEGER": (-(2**31), 2**31 - 1)}
+
+
+@dataclass(frozen=True)
+class _TableSpec:
+    """What a caller may write to one table, read from the migrated file itself."""
+
+    name: str
+    types: dict[str, str]  # writable column -> DuckDB type
+    arrow_schema: pa.Schema
+    insert_sql: str
+
+
+def _table_specs(con: duckdb.DuckDBPyConnection) -> dict[str, _TableSpec]:
+    rows = con.execute(
+        "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name <> 'schema_migrations' ORDER BY table_name, column_index"
+    ).fetchall()
+    columns: dict[str, dict[str, str]] = {}
+    for table, column, data_type in rows:
+        columns.setdefault(table, {})[column] = data_type
+    specs = {}
+    for table, types in columns.items():
+        writable = {c: t for c, t in types.items() if c not in _MANAGED}
+        arrow_schema = pa.schema(
+            [(c, _ARROW_TYPES[t]) for c, t in writable.items()] + [("wall_ts", pa.float64())]
+        )
+        names = ", ".join(f'"{c}"' for c in writable)
+        insert_sql = (
+            f'INSERT INTO "{table}" (run_id, wall_ts, {names}) '
+            f"SELECT $run_id, make_timestamp(CAST(round(wall_ts * 1e6) AS BIGINT)), {names} "
+            "FROM _ledger_buffer"
+        )
+        specs[table] = _TableSpec(table, writable, arrow_schema, insert_sql)
+    return specs
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    """Serialize numpy scalars and arrays, and other numbers, as plain JSON numbers."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def to_json(value: Any) -> str:
+    """The canonical JSON text the ledger stores: sorted keys, non-finite floats as null."""
+    try:
+        return json.dumps(value, sort_keys=True, default=_json_default, allow_nan=False)
+    except ValueError:
+        plain = json.loads(json.dumps(value, default=_json_default))
+        return json.dumps(_finite(plain), sort_keys=True)
+
+
+def _json_cell(table: str, column: str, value: Any) -> str:
+    try:
+        return to_json(value)
+    except TypeError as exc:
+        raise LedgerError(f"ledger column {table}.{column} holds JSON; {exc}") from exc
+
+
+def _normalize(table: str, column: str, db_type: str, value: Any) -> Any:
+    """Accept numpy scalars and other numbers where safe; reject everything else by name."""
+    is_bool = isinstance(value, (bool, np.bool_))
+    if db_type == "DOUBLE" and isinstance(value, numbers.Real) and not is_bool:
+        return float(value)
+    if db_type in ("BIGINT", "INTEGER") and isinstance(value, numbers.Integral) and not is_bool:
+        return int(value)
+    if db_type == "BOOLEAN" and is_bool:
+        return bool(value)
+    raise LedgerError(
+        f"ledger column {table}.{column} is {db_type}; got {type(value).__name__} {value!r}"
+    )
+
+
+def _check_domain(table: str, column: str, db_type: str, value: Any) -> None:
+    """Integers must fit their column; closed vocabularies must hold the value."""
+    bounds = _INT_BOUNDS.get(db_type)
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise LedgerError(f"ledger column {table}.{column} is {db_type}; {value} is out of range")
+    allowed = ALLOWED_VALUES.get((table, column))
+    if allowed is not None and value not in allowed:
+        raise LedgerError(
+            f"ledger column {table}.{column} got {value!r}; allowed: {sorted(allowed)}"
+        )
+
+
+class Ledger:
+    """One run's DuckDB ledger: `append` rows, `commit` them atomically, `query` facts back."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: str,
+        run_id: str | None,
+        wall_clock: Callable[[], float],
+        read_only: bool,
+    ) -> None:
+        self._con = con
+        self.path = path
+        self.run_id = run_id
+        self.read_only = read_only
+        self._wall_clock = wall_clock
+        self._specs = _table_specs(con)
+        self._buffers: dict[str, list[dict[str, Any]]] = {}
+        self._pending = 0
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        run_id: str | None = None,
+        *,
+        read_only: bool = False,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> Ledger:
+        """Open (creating and migrating) a ledger file; `":memory:"` gives a throwaway one.
+
+        Writing needs a `run_id`. `read_only` never migrates, so it refuses an older ledger too.
+        """
+        path = str(path)
+        if not read_only and run_id is None:
+            raise LedgerError(f"ledger {path}: a run_id is needed to write")
+        if read_only and not Path(path).is_file():
+            raise LedgerError(f"ledger {path} does not exist")
+        if not read_only and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(path, read_only=read_only)
+        except duckdb.Error as exc:
+            raise LedgerError(f"cannot open ledger {path}: {exc}") from exc
+        try:
+            if read_only:
+                check_version(schema_version(con), path, accept_older=False)
+            else:
+                migrate(con, path, wall_clock)
+            create_views(con)
+        except BaseException:
+            con.close()
+            raise
+        return cls(con, path, run_id, wall_clock, read_only)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def append(self, table: str, row: Mapping[str, Any]) -> None:
+        """Buffer one row for `table`; missing columns are NULL. Durable after `commit()`."""
+        spec = self._specs.get(table)
+        if spec is None:
+            known = ", ".join(sorted(self._specs))
+            raise LedgerError(f"unknown ledger table {table!r}; known: {known}")
+        if self.read_only:
+            raise LedgerError(f"ledger {self.path} is open read-only")
+        types = spec.types
+        record = {}
+        for column, value in row.items():
+            db_type = types.get(column)
+            if db_type is None:
+                raise LedgerError(self._bad_column(spec, column))
+            if value is not None:
+                if db_type == "JSON":
+                    value = _json_cell(table, column, value)
+                elif type(value) not in _EXACT[db_type]:
+                    value = _normalize(table, column, db_type, value)
+                if db_type in _INT_BOUNDS or (table, column) in ALLOWED_VALUES:
+                    _check_domain(table, column, db_type, value)
+            record[column] = value
+        record["wall_ts"] = self._wall_clock()
+        self._buffers.setdefault(table, []).append(record)
+        self._pending += 1
+
+    def _bad_column(self, spec: _TableSpec, column: str) -> str:
+        if column in _MANAGED:
+            return f"ledger column {spec.name}.{column} is filled by the ledger, not the caller"
+        known = ", ".join(spec.types)
+        return f"ledger table {spec.name!r} has no column {column!r}; columns: {known}"
+
+    def pending(self) -> int:
+        """Rows appended since the last commit."""
+        return self._pending
+
+    def commit(self) -> None:
+        """Write every buffered row of every table in one transaction, then clear the buffers.
+
+        On failure nothing is written and the buffers are kept, so the commit can be retried.
+        """
+        if not self._pending:
+            return
+        con = self._con
+        try:
+            con.begin()
+            for table, rows in self._buffers.items():
+                spec = self._specs[table]
+                buffer = pa.Table.from_pylist(rows, schema=spec.arrow_schema)
+                con.register("_ledger_buffer", buffer)
+                try:
+                    con.execute(spec.insert_sql, {"run_id": self.run_id})
+                finally:
+                    con.unregister("_ledger_buffer")
+            con.commit()
+        except (duckdb.Error, pa.ArrowException, OverflowError) as exc:
+            self._rollback()
+            raise LedgerError(
+                f"ledger {self.path}: commit of {self._pending} rows failed: {exc}"
+            ) from exc
+        self._buffers.clear()
+        self._pending = 0
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(duckdb.Error):  # no transaction is open when begin() failed
+            self._con.rollback()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def query(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[tuple]:
+        """Rows of a query over committed rows (tables and views)."""
+        try:
+            return self._con.execute(sql, params).fetchall()
+        except duckdb.Error as exc:
+            raise LedgerError(f"ledger {self.path}: query failed: {exc}") from exc
+
+    def query_arrow(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> pa.Table:
+        """A query's whole result as an Arrow table."""
+        try:
+            return self._con.sql(sql, params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise LedgerError(f"ledger {self.path}: query failed: {exc}") from exc
+
+    def last_ts(self, agent: str) -> int | None:
+        """Simulated ms of this run's last committed equity mark for `agent`: resume after it."""
+        rows = self.query(
+            "SELECT max(ts) FROM equity WHERE run_id = ? AND agent = ?", [self.run_id, agent]
+        )
+        return rows[0][0]
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Commit what is pending, then release the file. Safe to call twice."""
+        if self._closed:
+            return
+        try:
+            if not self.read_only:
+                self.commit()
+        finally:
+            self._closed = True
+            self._con.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Commit on a clean exit; on an exception drop the uncommitted rows, as a crash would."""
+        if exc_type is not None:
+            self._buffers.clear()
+            self._pending = 0
+        self.close()
