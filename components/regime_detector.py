@@ -8,24 +8,17 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.market.types import MarketData
-from components.regime import WARMUP, trend_regime, volatility_regime
+from components.regime import WARMUP, RegimeConfig, trend_regime, volatility_regime
 from machine.component import AgentContext, Component, Decision, Stage
 
 VOL_NAMES = {-1: "low", 0: "normal", 1: "high"}
 TREND_NAMES = {-1: "down", 0: "range", 1: "up"}
 
 
-class RegimeDetectorConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class RegimeDetectorConfig(RegimeConfig):
+    """The regime parameters, plus how long a new label must hold before it counts."""
 
-    atr_period: int = Field(default=14, ge=2)
-    lookback: int = Field(default=720, ge=20)  # bars the ATR% is ranked against (30 days of 1h)
-    low_pct: float = Field(default=0.25, gt=0.0, lt=1.0)
-    high_pct: float = Field(default=0.75, gt=0.0, lt=1.0)
-    trend_fast: int = Field(default=50, ge=2)
-    trend_slow: int = Field(default=200, ge=3)
-    trend_band: float = Field(default=0.005, ge=0.0)  # |fast/slow - 1| below this is a range
-    min_bars: int = Field(default=6, ge=1)  # a new label must hold this long before it counts
+    min_bars: int = Field(default=6, ge=1)
 
 
 def _debounce(labels: np.ndarray, min_bars: int) -> list[int]:
@@ -62,12 +55,12 @@ class RegimeDetector(Component):
         for symbol, data in market.symbols.items():
             b = data.bars
             vol = volatility_regime(b.high, b.low, b.close, atr_period=c.atr_period,
-                                    lookback=c.lookback, low_pct=c.low_pct, high_pct=c.high_pct)
+                                    lookback=c.vol_lookback, low_pct=c.low_pct, high_pct=c.high_pct)
             trend = trend_regime(b.close, fast=c.trend_fast, slow=c.trend_slow, band=c.trend_band)
             self._vol[symbol] = _debounce(vol, c.min_bars)
             self._trend[symbol] = _debounce(trend, c.min_bars)
             shared.setdefault(symbol, {}).update(vol_regime=self._vol[symbol], trend_regime=self._trend[symbol])
-        self._ready = max(c.lookback + c.atr_period, c.trend_slow)
+        self._ready = max(c.vol_lookback + c.atr_period, c.trend_slow)
 
     def ready_index(self) -> int:
         return self._ready

@@ -12,6 +12,11 @@ from components.exchange.types import ClosedTrade, EntryOrder, ExitOrder, Fill, 
 from ledger.writer import Ledger
 
 
+# Adjustments that only describe the market; like equity marks they ride along with the next
+# commit (at most ``commit_every_bars`` later), and a resumed run recomputes them.
+OBSERVATIONS = frozenset({"regime_change"})
+
+
 def _side(side: int) -> str:
     return "buy" if side > 0 else "sell"
 
@@ -21,7 +26,7 @@ class Recorder:
         self.ledger = ledger
         self.agent = agent
         self.muted = False
-        self.events = 0  # rows other than equity marks since the last commit
+        self.events = 0  # rows since the last commit that must be durable at this bar
 
     def _append(self, table: str, row: dict[str, Any], *, event: bool = True) -> None:
         if self.muted:
@@ -77,7 +82,7 @@ class Recorder:
                    evidence: dict[str, Any]) -> None:
         self._append("adjustments", {
             "ts": ts, "agent": self.agent, "kind": kind, "before": before, "after": after,
-            "reason": reason, "evidence": evidence})
+            "reason": reason, "evidence": evidence}, event=kind not in OBSERVATIONS)
 
     def row(self, table: str, row: dict[str, Any]) -> None:
         """Any other table (models, decisions, data_issues, notifications); caller gives the columns."""

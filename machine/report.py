@@ -10,6 +10,9 @@ from typing import Any
 from ledger.cli import connect_sweep
 
 
+_NOTABLE = {"circuit_broken", "halted", "kelly_active", "lose_kelly", "fall_back"}
+
+
 def _iso(ms: int | None) -> str:
     if ms is None:
         return "-"
@@ -71,11 +74,17 @@ def render(summary: dict[str, Any], run_dir: Path, max_transitions: int = 25) ->
             "  time in state (bars): " + ", ".join(f"{s} {n}" for s, n in a["time_in_state"].items()),
             f"  transitions ({len(a['transitions'])}):",
         ]
-        shown = a["transitions"][:max_transitions]
-        lines += [f"    {t['ts']}  {t['source']} -> {t['dest']}  [{t['trigger']}] {t['reason']}" for t in shown]
-        if len(a["transitions"]) > len(shown):
-            lines.append(f"    ... {len(a['transitions']) - len(shown)} more: "
-                         f"ratchet-ledger {run_dir} --view breaker")
+        counts: dict[tuple[str, str, str], int] = {}
+        for t in a["transitions"]:
+            key = (t["source"], t["dest"], t["trigger"])
+            counts[key] = counts.get(key, 0) + 1
+        lines += [f"    {n:>4} x {src} -> {dst}  [{trig}]" for (src, dst, trig), n in counts.items()]
+        notable = [t for t in a["transitions"] if t["trigger"] in _NOTABLE or t["dest"] in _NOTABLE]
+        if notable:
+            lines.append("  breaker and Kelly moves, with the guard that fired:")
+        lines += [f"    {t['ts']}  {t['source']} -> {t['dest']}  {t['reason']}" for t in notable[:max_transitions]]
+        if len(notable) > max_transitions:
+            lines.append(f"    ... {len(notable) - max_transitions} more: ratchet-ledger {run_dir} --view breaker")
     lines += [f"run folder: {run_dir}", f"ledger:     {summary['ledger']}"]
     return "\n".join(lines)
 
