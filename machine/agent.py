@@ -77,6 +77,7 @@ class Agent:
         self.facts.mark_equity(now, equity)
         self.facts.history_ready = i >= ready_index
         self._transition(now)
+        self.facts.resume_requested = False  # a command is for the bar it is taken at, never later
         state = self.machine.state
         self.time_in_state[state] = self.time_in_state.get(state, 0) + 1
         pipeline = self._pipelines[state]
@@ -84,6 +85,13 @@ class Agent:
             for symbol in self._symbols:
                 self._decide(symbol, i, now, pipeline, equity)
         self.recorder.equity(now, equity, cash, unrealized, len(self.exchange.positions), state)
+
+    def apply_command(self, now: int, command: dict[str, str]) -> None:
+        """An operator command (machine/operator.py), recorded with the bar it was taken at."""
+        if command["command"] == "resume":
+            self.facts.resume_requested = True
+        self.recorder.adjustment(now, "operator_command", None, command, command.get("reason", ""),
+                                 {"state": self.state})
 
     def finish(self, i: int) -> None:
         """Close what is still open at the last close (marked there, fees paid)."""
@@ -114,30 +122,29 @@ class Agent:
     def _on_fired(self, fired: Fired, now: int) -> None:
         self.recorder.transition(now, fired.source, fired.dest, fired.trigger, fired.reason,
                                  fired.evidence)
-        if fired.dest == "circuit_broken":
-            self.facts.breaker_trips.append(now)
-        if fired.source in ("circuit_broken", "halted"):
-            self.facts.start_afresh()
-            self.facts.resume_requested = False
         self.facts.failure = None
         self.facts.enter_state(fired.dest, now)
-        for action in self.config.machine.states[fired.dest].on_enter:
-            self._on_enter(action, fired)
+        for action in (*fired.actions, *self.config.machine.states[fired.dest].on_enter):
+            self._act(action, fired, now)
 
-    def _on_enter(self, action: str, fired: Fired) -> None:
+    def _act(self, action: str, fired: Fired, now: int) -> None:
         if action == "flatten":
             for symbol, pos in list(self.exchange.positions.items()):
                 self._submit_exit(symbol, pos.side, pos.qty, ExitReason.BREAKER)
         elif action == "reset_risk":
             for c in self.components.values():
                 c.reset(self)
+        elif action == "record_trip":
+            self.facts.breaker_trips.append(now)
+        elif action == "start_afresh":
+            self.facts.start_afresh()
         elif action == "alert":
             self.recorder.row("notifications", {
                 "ts": self._now, "agent": self.name, "channel": "ledger", "kind": "alert",
                 "message": f"{self.name}: {fired.source} -> {fired.dest} ({fired.reason})",
                 "delivered": True, "error": None})
         else:  # pragma: no cover - the spec's Literal forbids others
-            raise ConfigError(f"unknown on_enter action {action!r}")
+            raise ConfigError(f"unknown action {action!r}")
 
     def _decide(self, symbol: str, i: int, now: int, pipeline: list[Component], equity: float) -> None:
         pos = self.exchange.positions.get(symbol)

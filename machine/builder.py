@@ -30,6 +30,7 @@ class Fired:
     dest: str
     reason: str
     evidence: dict[str, Evidence]
+    actions: tuple[str, ...] = ()
 
 
 class _Condition:
@@ -98,7 +99,7 @@ class AgentMachine:
                 if not getattr(self._model, t.trigger)(facts):
                     raise RuntimeError(f"transition {t.trigger!r} refused after its guards passed")
                 reason = " and ".join(evidence) or "unconditional"
-                return Fired(t.trigger, source, t.dest, reason, evidence)
+                return Fired(t.trigger, source, t.dest, reason, evidence, t.actions)
         return None
 
     def force(self, trigger: str, facts: AgentFacts) -> Fired | None:
@@ -110,7 +111,7 @@ class AgentMachine:
                     source = self.state
                     getattr(self._model, trigger)(facts)
                     ev = {g.__name__: e for g, (_, e) in zip(self._guards[trigger], results, strict=True)}
-                    return Fired(trigger, source, t.dest, " and ".join(ev) or trigger, ev)
+                    return Fired(trigger, source, t.dest, " and ".join(ev) or trigger, ev, t.actions)
         return None
 
 

@@ -17,6 +17,7 @@ from components.exchange.sim import SimExchange
 from components.market.loader import load_market
 from components.market.types import MarketData
 from ledger.writer import Ledger
+from machine import operator
 from machine.agent import Agent
 from machine.component import build_component
 from machine.config import RunConfig
@@ -93,9 +94,13 @@ def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | N
                              agent.facts)
         n = len(ts) if stop_after_bars is None else min(len(ts), stop_after_bars)
         every = cfg.commit_every_bars
+        taken = _recorded_commands(ledger, cfg.agent.name) if resume_at is not None else {}
         for i in range(n):
             if i == resume_at:
                 recorder.muted = False
+            now = ts[i] + tf
+            for command in taken.get(now, []) if recorder.muted else operator.take(run_dir):
+                agent.apply_command(now, command)
             agent.on_bar(i, exchange.process_bar(i), ready)
             if i < len(ts) - 1:  # the last bar commits with the end-of-data closes below
                 recorder.commit_if(i % every == every - 1)
@@ -106,6 +111,16 @@ def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | N
         ledger.close()
     return RunResult(run_dir, ledger_path, run_id, n, time.perf_counter() - started, resume_at,
                      agent.facts)
+
+
+def _recorded_commands(ledger: Ledger, agent: str) -> dict[int, list[dict[str, str]]]:
+    """Operator commands already in the ledger, by the bar close they were taken at."""
+    rows = ledger.query("SELECT ts, after FROM adjustments WHERE kind = 'operator_command' AND agent = ? "
+                        "ORDER BY ts, wall_ts", [agent])
+    out: dict[int, list[dict[str, str]]] = {}
+    for ts, after in rows:
+        out.setdefault(ts, []).append(json.loads(after))
+    return out
 
 
 def _run_id(run_dir: Path) -> str:

@@ -16,7 +16,10 @@ from machine.errors import ConfigError
 
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 
-OnEnterAction = Literal["flatten", "alert", "reset_risk"]
+# Actions a state runs on entry or a transition runs when it fires:
+#   flatten: close every open position; alert: record a notification; reset_risk: sizers back to base;
+#   record_trip: count a breaker trip (for escalation); start_afresh: peak, day and streak restart now.
+Action = Literal["flatten", "alert", "reset_risk", "record_trip", "start_afresh"]
 
 
 class StateSpec(BaseModel):
@@ -25,7 +28,7 @@ class StateSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     components: tuple[str, ...] = ()
-    on_enter: tuple[OnEnterAction, ...] = ()
+    on_enter: tuple[Action, ...] = ()
     description: str = ""
 
 
@@ -74,6 +77,7 @@ class TransitionSpec(BaseModel):
     source: tuple[str, ...]
     dest: str
     when: tuple[GuardCall, ...] = Field(default=())
+    actions: tuple[Action, ...] = ()
 
     @field_validator("source", mode="before")
     @classmethod
