@@ -1,0 +1,162 @@
+"""Rolling-window retraining of the ensemble, gated against the champion on recent held-out bars.
+
+At ``now`` the resolved samples of the last ``window_days`` are split in time order:
+
+    | fit (members train; their last val_fraction picks the epoch) | stacking | holdout |
+
+The stacking slice gives out-of-fold member predictions that seed the combiner; the holdout
+(the most recent slice) is touched only by the gate, which scores champion and challenger on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from components.market.types import Bars
+from components.ml.dataset import Samples, chronological_split, resolved_samples
+from components.ml.ensemble import Ensemble, EnsembleConfig
+from components.ml.features import FEATURE_NAMES
+from components.ml.metrics import classification_metrics
+from components.ml.models import MODEL_REGISTRY
+from components.ml.registry import ModelRecord, ModelRegistry
+from components.ml.scoring import score_samples_members, score_span
+from components.ml.training import TrainingConfig, train_model
+from components.ml.version import EnsembleVersion
+
+DAY_MS = 86_400_000
+
+
+class RetrainerConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    horizon: int = Field(12, ge=1)  # label horizon in bars (1 h on 5m bars)
+    fee: float = Field(0.002, ge=0)  # round-trip cost as a log return (2 x 0.1 % taker)
+    window_days: float = Field(30.0, gt=0)  # rolling training window ending at 'now'
+    stacking_fraction: float = Field(0.15, gt=0, lt=1)
+    holdout_fraction: float = Field(0.15, gt=0, lt=1)
+    members: tuple[str, ...] = tuple(MODEL_REGISTRY)
+    min_improvement: float = Field(0.0, ge=0)  # log-loss (nats) a challenger must gain
+    training: TrainingConfig = TrainingConfig()
+    ensemble: EnsembleConfig = EnsembleConfig()
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    record: ModelRecord  # the challenger's record after the gate (champion or rejected)
+    promoted: bool
+    metrics: dict[str, float]  # the gate's evidence
+
+
+class Retrainer:
+    score_span = staticmethod(score_span)
+
+    def __init__(self, config: RetrainerConfig) -> None:
+        unknown = set(config.members) - set(MODEL_REGISTRY)
+        if unknown:
+            raise ValueError(f"unknown members {sorted(unknown)}; known: {sorted(MODEL_REGISTRY)}")
+        self.config = config
+
+    def samples(self, bars_by_symbol: Mapping[str, Bars], now_ts: int) -> Samples:
+        """Resolved samples of the rolling window ending at ``now_ts``."""
+        c = self.config
+        return resolved_samples(
+            bars_by_symbol, now_ts, c.horizon, c.fee, c.training.window, int(c.window_days * DAY_MS)
+        )
+
+    def split(self, samples: Samples) -> tuple[Samples, Samples, Samples]:
+        """(fit, stacking, holdout), oldest first, purged at the seams."""
+        c = self.config
+        fit, stacking, holdout = chronological_split(
+            samples, (c.stacking_fraction, c.holdout_fraction), c.horizon
+        )
+        return fit, stacking, holdout
+
+    def holdout(self, bars_by_symbol: Mapping[str, Bars], now_ts: int) -> Samples:
+        return self.split(self.samples(bars_by_symbol, now_ts))[2]
+
+    def train_challenger(self, bars_by_symbol: Mapping[str, Bars], now_ts: int) -> EnsembleVersion:
+        return self._train(self.samples(bars_by_symbol, now_ts), now_ts)[0]
+
+    def champion_gate(
+        self, champion: EnsembleVersion | None, challenger: EnsembleVersion, holdout: Samples
+    ) -> tuple[bool, dict[str, float]]:
+        """Promote when the challenger's log-loss on ``holdout`` beats the champion's by
+        ``min_improvement``; with no champion the challenger wins by default."""
+        if len(holdout) == 0:
+            raise ValueError("empty held-out slice: the gate has nothing to compare on")
+        metrics = {"n_holdout": float(len(holdout))}
+        challenger_scores = _version_metrics(challenger, holdout)
+        metrics.update({f"challenger_{k}": v for k, v in challenger_scores.items()})
+        if champion is None:
+            return True, metrics
+        champion_scores = _version_metrics(champion, holdout)
+        metrics.update({f"champion_{k}": v for k, v in champion_scores.items()})
+        # Retraining more often than the holdout is long lets the champion have trained on it:
+        # the gate then favours the champion, the safe direction, and the evidence says so.
+        metrics["champion_trained_on_holdout"] = float(champion.train_end > holdout.ts.min())
+        gain = champion_scores["log_loss"] - challenger_scores["log_loss"]
+        metrics["log_loss_gain"] = gain
+        return gain > self.config.min_improvement, metrics
+
+    def retrain(
+        self, bars_by_symbol: Mapping[str, Bars], now_ts: int, registry: ModelRegistry
+    ) -> RetrainResult:
+        """Train a challenger, store it, gate it against the champion, promote or reject it."""
+        challenger, holdout = self._train(self.samples(bars_by_symbol, now_ts), now_ts)
+        record = registry.save(challenger)
+        current = registry.champion()
+        champion = registry.load(current.version) if current is not None else None
+        promoted, metrics = self.champion_gate(champion, challenger, holdout)
+        if current is None:
+            return RetrainResult(registry.promote(record.version, "first model"), True, metrics)
+        verdict = (
+            f"holdout log-loss {metrics['challenger_log_loss']:.5f} vs {current.version}'s "
+            f"{metrics['champion_log_loss']:.5f} (min gain {self.config.min_improvement})"
+        )
+        if promoted:
+            record = registry.promote(record.version, f"beat the champion: {verdict}")
+        else:
+            record = registry.reject(record.version, f"did not beat the champion: {verdict}")
+        return RetrainResult(record, promoted, metrics)
+
+    def _train(self, samples: Samples, now_ts: int) -> tuple[EnsembleVersion, Samples]:
+        c = self.config
+        fit, stacking, holdout = self.split(samples)
+        X = fit.windows(c.training.window)
+        members, metrics = {}, {}
+        for name in c.members:
+            started = time.perf_counter()
+            members[name], member_metrics = train_model(name, X, fit.labels, c.training)
+            metrics[f"{name}_seconds"] = time.perf_counter() - started
+            metrics[f"{name}_val_log_loss"] = float(member_metrics.get("val_log_loss", np.nan))
+        ensemble = Ensemble(c.members, c.ensemble)
+        version = EnsembleVersion(
+            members=members,
+            ensemble=ensemble,
+            feature_names=FEATURE_NAMES,
+            horizon=c.horizon,
+            fee=c.fee,
+            train_start=int(samples.ts[0]),
+            train_end=int(now_ts),
+        )
+        oof = score_samples_members(version, stacking)
+        ensemble.fit_combiner(oof, stacking.labels)
+        for i, name in enumerate(c.members):
+            metrics[f"{name}_oof_log_loss"] = classification_metrics(oof[:, i], stacking.labels)[
+                "log_loss"
+            ]
+        metrics.update({f"holdout_{k}": v for k, v in _version_metrics(version, holdout).items()})
+        metrics.update({"n_fit": len(fit), "n_stacking": len(stacking), "n_holdout": len(holdout)})
+        version = dataclasses.replace(version, metrics={k: float(v) for k, v in metrics.items()})
+        return version, holdout
+
+
+def _version_metrics(version: EnsembleVersion, samples: Samples) -> dict[str, float]:
+    probs = version.ensemble.combine(score_samples_members(version, samples))
+    return classification_metrics(probs, samples.labels)
