@@ -85,10 +85,13 @@ class RegimeGateConfig(BaseModel):
 
     entry_vol_regimes: tuple[Literal["low", "normal", "high"], ...] = ("low", "normal", "high")
     trade_with_trend: bool = True  # no longs in a down trend, no shorts in an up trend
+    # inside: keep entries in the traded regimes; outside: keep only the ones the gate would drop
+    # (conservative discovery: learn about regimes the agent has not proven itself in)
+    admit: Literal["inside", "outside"] = "inside"
 
 
 class RegimeGate(Component):
-    """Drops entry signals outside the regimes the agent trades in."""
+    """Keeps entry signals inside (or, for discovery, only outside) the regimes the agent trades."""
 
     stage = Stage.GATE
     Config = RegimeGateConfig
@@ -97,10 +100,22 @@ class RegimeGate(Component):
     def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
         self._allowed_vol = {k for k, v in VOL_NAMES.items() if v in self.config.entry_vol_regimes}
 
+    def rejection(self, d: Decision) -> str | None:
+        """Why the traded regimes exclude this entry, or None if they allow it."""
+        if d.vol_regime not in self._allowed_vol:
+            return f"volatility regime {VOL_NAMES[d.vol_regime]} not traded"
+        if self.config.trade_with_trend and d.entry * d.trend_regime < 0:
+            return f"against the {TREND_NAMES[d.trend_regime]} trend"
+        return None
+
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         if not d.entry:
             return
-        if d.vol_regime not in self._allowed_vol:
-            d.entry, d.reason = 0, f"volatility regime {VOL_NAMES[d.vol_regime]} not traded"
-        elif self.config.trade_with_trend and d.entry * d.trend_regime < 0:
-            d.entry, d.reason = 0, f"against the {TREND_NAMES[d.trend_regime]} trend"
+        why = self.rejection(d)
+        if self.config.admit == "inside" and why is not None:
+            d.entry, d.reason = 0, why
+        elif self.config.admit == "outside":
+            if why is None:
+                d.entry, d.reason = 0, "inside the traded regimes: not a discovery"
+            else:
+                d.reason = f"discovery: {why}"

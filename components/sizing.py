@@ -97,15 +97,21 @@ class KellySizer(Component):
 
     def __init__(self, name: str, config: BaseModel):
         super().__init__(name, config)
-        self.risk = self.config.base_risk
-        self._seen_trades = -1
+        self.risk = self.config.base_risk  # the ratcheted Kelly risk, before the regime factor
+        self.entry_risk = self.config.base_risk  # the last risk an entry was sized with
+        self._seen_trades: int | None = None  # None: count from the next bar, step on later closes
+        self._last_step: KellyStep | None = None
 
     def reset(self, ctx: AgentContext) -> None:
-        self.risk = self.config.base_risk
-        self._seen_trades = -1
+        """Back to base risk; the ratchet moves again only when a trade closes after this."""
+        self.risk = self.entry_risk = self.config.base_risk
+        self._seen_trades = None
 
     def _update(self, ctx: AgentContext) -> None:
         stats = ctx.facts.stats
+        if self._seen_trades is None:
+            self._seen_trades = stats.closed_trades
+            return
         if stats.closed_trades == self._seen_trades:
             return
         self._seen_trades = stats.closed_trades
@@ -113,6 +119,7 @@ class KellySizer(Component):
         if p is None or b is None:
             return
         step = kelly_step(p, b, self.risk, self.config)
+        self._last_step = step
         if step.after != step.before:
             self.risk = step.after
             ctx.adjust(
@@ -133,8 +140,19 @@ class KellySizer(Component):
 
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         self._update(ctx)
-        if d.entry and d.position is None:
-            d.risk_fraction = min(self.config.cap, self.risk * self.regime_factor(d))
+        if not d.entry or d.position is not None:
+            return
+        factor = self.regime_factor(d)
+        risk = min(self.config.cap, self.risk * factor)
+        if risk != self.entry_risk:
+            step = self._last_step
+            ctx.adjust("risk_fraction", {"risk_fraction": self.entry_risk}, {"risk_fraction": risk},
+                       "Kelly risk times the regime factor",
+                       {"p": step.p if step else None, "b": step.b if step else None,
+                        "f_star": step.f_star if step else None, "kelly_risk": self.risk,
+                        "regime_factor": factor, "cap": self.config.cap, "symbol": d.symbol})
+            self.entry_risk = risk
+        d.risk_fraction = risk
 
 
 @dataclass(frozen=True)

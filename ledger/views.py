@@ -5,9 +5,10 @@ Each view is an SQL template over the base tables, grouped by the run keys given
 (`ledger.cli` unions the base tables first). Views are TEMP, so a ledger file never stores them
 and an old ledger always gets the current definitions.
 
-The `kelly` view reads `kelly_update` adjustments whose evidence holds `p`, `b`, `f_star`,
-`regime_factor` and `cap`, and whose before/after is the risk fraction, either a bare number or
-`{"risk_fraction": x}`.
+The `kelly` view reads `kelly_update` adjustments (the ratcheted Kelly risk, after each closed
+trade) and `risk_fraction` adjustments (the risk of a Kelly-sized entry, regime factor applied)
+whose evidence holds `p`, `b`, `f_star`, `regime_factor` and `cap`, and whose before/after is the
+risk fraction, either a bare number or `{"risk_fraction": x}`.
 """
 
 from __future__ import annotations
@@ -133,12 +134,12 @@ VIEWS: tuple[View, ...] = (
     SELECT {keys}, ts, agent, kind, before, after, reason, evidence
     FROM adjustments ORDER BY {keys}, ts, wall_ts
     """),
-    View("kelly", "Kelly updates with their inputs (p, b, f*, regime factor, cap) as columns", f"""
-    SELECT {{keys}}, ts, agent, {_evidence("p")}, {_evidence("b")}, {_evidence("f_star")},
+    View("kelly", "Kelly risk changes with their inputs (p, b, f*, regime factor, cap) as columns", f"""
+    SELECT {{keys}}, ts, agent, kind, {_evidence("p")}, {_evidence("b")}, {_evidence("f_star")},
         {_evidence("regime_factor")}, {_evidence("cap")},
         {_risk_fraction("before")} AS risk_fraction_before,
         {_risk_fraction("after")} AS risk_fraction_after, reason
-    FROM adjustments WHERE kind = 'kelly_update' ORDER BY {{keys}}, ts, wall_ts
+    FROM adjustments WHERE kind IN ('kelly_update', 'risk_fraction') ORDER BY {{keys}}, ts, wall_ts
     """),
     View("breaker", "transitions into or out of circuit_broken and halted", f"""
     SELECT {{keys}}, ts, agent, source, dest, trigger, reason, evidence

@@ -205,7 +205,8 @@ def test_kelly_exposes_the_sizers_inputs_as_columns(ledger):
     first, second = _rows(ledger, "kelly")
 
     assert first == pytest.approx({
-        "run_id": "r1", "ts": 200 * MIN, "agent": "futures", "p": 0.6, "b": 2.0, "f_star": 0.4,
+        "run_id": "r1", "ts": 200 * MIN, "agent": "futures", "kind": "kelly_update",
+        "p": 0.6, "b": 2.0, "f_star": 0.4,
         "regime_factor": 0.5, "cap": 0.25, "risk_fraction_before": 0.01,
         "risk_fraction_after": 0.02, "reason": "kelly_update",
     })
