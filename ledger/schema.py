@@ -68,7 +68,20 @@ CREATE TABLE notifications (
     message VARCHAR, delivered BOOLEAN, error VARCHAR);
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "base tables", _V1_BASE_TABLES),)
+# Every resolved prediction of the live model version, one row per symbol and bar: the ensemble's
+# probability, each member's, and the outcome once the label's horizon has closed. ``ts`` is the
+# close of the bar the prediction was made at; models and decisions join on version and ts.
+_V2_PREDICTIONS = """
+CREATE TABLE predictions (
+    run_id VARCHAR, wall_ts TIMESTAMP, ts BIGINT, agent VARCHAR, symbol VARCHAR,
+    model_version VARCHAR, probability DOUBLE, p_attention_mlp DOUBLE, p_lstm DOUBLE, p_cnn DOUBLE,
+    p_transformer DOUBLE, outcome DOUBLE);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "base tables", _V1_BASE_TABLES),
+    Migration(2, "resolved model predictions", _V2_PREDICTIONS),
+)
 
 #: Closed vocabularies, checked when a row is appended (open ones, like adjustment kinds, are not).
 ALLOWED_VALUES: dict[tuple[str, str], frozenset[str]] = {

@@ -167,6 +167,21 @@ VIEWS: tuple[View, ...] = (
     FROM decisions GROUP BY {keys}, agent, model_version
     ORDER BY {keys}, agent, model_version
     """),
+    View("model_hit_rates", "out-of-sample hit rate (p > 0.5 vs outcome) of the ensemble and each "
+         "member, against a coin flip and against always predicting the majority outcome", """
+    SELECT {keys}, agent, model, count(*) AS predictions,
+        avg(CASE WHEN (p > 0.5) = (outcome = 1) THEN 1.0 ELSE 0.0 END) AS hit_rate,
+        0.5 AS coin_flip,
+        greatest(avg(outcome), 1 - avg(outcome)) AS majority_rate,
+        -avg(outcome * ln(greatest(p, 1e-12)) + (1 - outcome) * ln(greatest(1 - p, 1e-12))) AS log_loss
+    FROM (
+        UNPIVOT (SELECT {keys}, agent, outcome, probability AS ensemble, p_attention_mlp AS attention_mlp,
+                        p_lstm AS lstm, p_cnn AS cnn, p_transformer AS transformer
+                 FROM predictions WHERE outcome IS NOT NULL)
+        ON ensemble, attention_mlp, lstm, cnn, transformer INTO NAME model VALUE p)
+    GROUP BY {keys}, agent, model
+    ORDER BY {keys}, agent, model
+    """),
     View("summary", "one line per run and agent: trade stats, return and max drawdown", """
     WITH marks AS (
         SELECT {keys}, agent, arg_min(equity, (ts, wall_ts)) AS first_equity,

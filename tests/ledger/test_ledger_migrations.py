@@ -13,7 +13,7 @@ from machine.errors import LedgerError
 
 BASE_TABLES = {
     "runs", "orders", "fills", "trades", "funding", "equity", "transitions", "adjustments",
-    "models", "decisions", "data_issues", "notifications",
+    "models", "decisions", "data_issues", "notifications", "predictions",
 }
 LATEST = MIGRATIONS[-1].version
 
@@ -32,8 +32,8 @@ def test_a_fresh_ledger_gets_every_table_and_records_each_migration(open_ledger,
     open_ledger().close()
 
     assert _tables(ledger_path) == BASE_TABLES | {"schema_migrations"}
-    applied_wall = datetime.fromtimestamp(1_800_000_000, UTC).replace(tzinfo=None)
-    assert _versions(ledger_path) == [(1, applied_wall)]
+    walls = [datetime.fromtimestamp(1_800_000_000 + i, UTC).replace(tzinfo=None) for i in range(LATEST)]
+    assert _versions(ledger_path) == list(zip(range(1, LATEST + 1), walls, strict=True))
 
 
 def test_every_table_carries_run_id_and_wall_ts(open_ledger, ledger_path):
@@ -55,7 +55,7 @@ def test_reopening_applies_nothing_and_keeps_rows(open_ledger, ledger_path):
 
     with open_ledger() as ledger:
         assert ledger.query("SELECT count(*) FROM equity") == [(1,)]
-    assert [version for version, _ in _versions(ledger_path)] == [1]
+    assert [version for version, _ in _versions(ledger_path)] == list(range(1, LATEST + 1))
 
 
 def test_an_empty_duckdb_file_is_migrated_from_scratch(ledger_path, wall_clock):
@@ -93,7 +93,7 @@ def test_a_failing_migration_leaves_the_ledger_as_it_was(open_ledger, ledger_pat
         columns = [row[0] for row in con.execute("DESCRIBE trades").fetchall()]
 
     assert "venue" not in columns
-    assert [version for version, _ in _versions(ledger_path)] == [LATEST]
+    assert [version for version, _ in _versions(ledger_path)] == list(range(1, LATEST + 1))
 
 
 @pytest.mark.parametrize("read_only", [False, True])

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from ledger.schema import MIGRATIONS
 from ledger.writer import Ledger
 from machine.errors import LedgerError
 
@@ -107,7 +108,8 @@ def test_commit_writes_every_table_with_run_id_and_wall_time(open_ledger, wall_c
     ledger.commit()
 
     assert ledger.pending() == 0
-    walls = [datetime.fromtimestamp(1_800_000_001 + i, UTC).replace(tzinfo=None) for i in range(4)]
+    first = 1_800_000_000 + len(MIGRATIONS)  # each migration read the clock once
+    walls = [datetime.fromtimestamp(first + i, UTC).replace(tzinfo=None) for i in range(4)]
     assert ledger.query("SELECT run_id, wall_ts, ts, equity FROM equity ORDER BY ts") == [
         ("r1", walls[0], 0, 100.0),
         ("r1", walls[1], 60_000, 101.0),
