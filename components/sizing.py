@@ -33,7 +33,8 @@ class FixedRiskSizer(Component):
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         if d.entry and d.position is None:
             d.risk_fraction = self.config.risk
-            d.mode = self.config.mode
+            if d.mode == "normal":  # a gate's exploration mode (window, epsilon) stands
+                d.mode = self.config.mode
 
 
 class AllInSizerConfig(BaseModel):

@@ -9,6 +9,7 @@ conservative defaults through the declared ``component_failed`` transition; the 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from components.exchange.sim import SimExchange
@@ -26,7 +27,7 @@ from machine.recorder import Recorder
 
 class Agent:
     def __init__(self, config: AgentConfig, components: dict[str, Component], market: MarketData,
-                 exchange: SimExchange, recorder: Recorder):
+                 exchange: SimExchange, recorder: Recorder, *, artifacts_dir: Path, seed: int):
         config.machine.check_references(set(GUARDS), set(components), f"agent({config.name})")
         self.name = config.name
         self.config = config
@@ -48,6 +49,11 @@ class Agent:
             for state, spec in config.machine.states.items()
         }
         self.time_in_state: dict[str, int] = {}
+        self.artifacts_dir = artifacts_dir
+        self.seed = seed
+        self._scheduled = [c for c in components.values() if type(c).on_clock is not Component.on_clock]
+        self._learners = [c for c in components.values()
+                          if type(c).on_trade_closed is not Component.on_trade_closed]
 
     # --- AgentContext -----------------------------------------------------------------------
     @property
@@ -56,6 +62,9 @@ class Agent:
 
     def adjust(self, kind: str, before: Any, after: Any, reason: str, evidence: dict[str, Any]) -> None:
         self.recorder.adjustment(self._now, kind, before, after, reason, evidence)
+
+    def record(self, table: str, row: dict[str, Any]) -> None:
+        self.recorder.row(table, {"ts": self._now, "agent": self.name, **row})
 
     def amend_protection(self, symbol: str, stop_price: float | None,
                          take_profit_price: float | None) -> None:
@@ -73,6 +82,11 @@ class Agent:
         now = self._ts[i] + self._tf
         self._now = now
         self._record_exchange(events)
+        for component in self._scheduled:
+            try:
+                component.on_clock(i, now, self)
+            except Exception as exc:  # noqa: BLE001 - learning never stops trading
+                self._fail(component.name, "*", exc)
         equity, cash, unrealized = self.exchange.mark_to_market(i)
         self.facts.mark_equity(now, equity)
         self.facts.history_ready = i >= ready_index
@@ -110,6 +124,8 @@ class Agent:
         for t in events.closed:
             rec.trade(t)
             self.facts.stats.record(t.pnl)
+            for component in self._learners:
+                component.on_trade_closed(t, self)
         for order_id, why in events.rejected:
             rec.adjustment(self._now, "order_rejected", None, {"order_id": order_id}, why, {})
 
@@ -160,11 +176,21 @@ class Agent:
             if d.exit:
                 self._submit_exit(symbol, pos.side, pos.qty, ExitReason.SIGNAL)
             return
+        if d.entry and d.mode == "epsilon":
+            self._enter_exploring_by_draw()
         if d.entry and (d.risk_fraction is not None or d.cash_fraction is not None):
             try:
                 self._submit_entry(d, equity)
             except ComponentError as exc:
                 self._fail("sizing", symbol, exc)
+
+    def _enter_exploring_by_draw(self) -> None:
+        """An epsilon draw took a rejected signal: the machine explores for this decision."""
+        self.facts.epsilon_drawn = True
+        fired = self.machine.force("explore_epsilon", self.facts)
+        self.facts.epsilon_drawn = False
+        if fired is not None:
+            self._on_fired(fired, self._now)
 
     def _fail(self, component: str, symbol: str, exc: Exception) -> None:
         why = f"{component} failed on {symbol}: {type(exc).__name__}: {exc}"
@@ -201,7 +227,7 @@ class Agent:
             spot = self.market.kind == "spot"
             budget = self.exchange.cash if spot else equity * self.config.margin_per_position
             size = size_position(
-                equity=equity, risk_fraction=d.risk_fraction, stop_distance=d.stop_distance,
+                equity=equity, risk_fraction=d.risk_fraction * d.size_scale, stop_distance=d.stop_distance,
                 price=d.close, margin_budget=budget, max_leverage=1.0 if spot else self.config.max_leverage)
             if size.clipped_from is not None:
                 self.adjust("leverage_clip", {"qty": size.clipped_from}, {"qty": size.qty},
@@ -214,7 +240,7 @@ class Agent:
             stop = d.close - d.entry * d.stop_distance
             tp = (d.close + d.entry * d.take_profit_distance) if d.take_profit_distance else None
         order = EntryOrder(self._next_id(), d.symbol, d.entry, qty, leverage, stop, tp, d.mode,
-                           self.state, d.reason, d.risk_fraction or 0.0, d.cash_fraction)
+                           self.state, d.reason, (d.risk_fraction or 0.0) * d.size_scale, d.cash_fraction)
         self.exchange.submit_entry(order)
         self.recorder.entry_order(self._now, order)
 

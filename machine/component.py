@@ -18,7 +18,9 @@ from machine.errors import ConfigError
 from machine.validation import format_validation_error
 
 if TYPE_CHECKING:
-    from components.exchange.types import Position
+    from pathlib import Path
+
+    from components.exchange.types import ClosedTrade, Position
     from components.market.types import MarketData
     from machine.facts import AgentFacts
 
@@ -28,6 +30,7 @@ class Stage(IntEnum):
     REGIME = 20
     SIGNAL = 30
     GATE = 40
+    MODEL_GATE = 45  # after the cheap filters, so models score only what they let through
     SIZING = 50
     EXITS = 60
 
@@ -50,6 +53,8 @@ class Decision:
     stop_distance: float | None = None
     take_profit_distance: float | None = None
     cash_fraction: float | None = None
+    gate_relaxation: float = 0.0  # lowers gate thresholds (exploration windows)
+    size_scale: float = 1.0  # multiplies the sized risk (epsilon exploration takes less)
     reason: str = ""
 
 
@@ -61,6 +66,16 @@ class AgentContext(Protocol):
 
     @property
     def state(self) -> str: ...
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """The run folder: where learning artifacts (models) are kept."""
+
+    @property
+    def seed(self) -> int: ...
+
+    def record(self, table: str, row: dict[str, Any]) -> None:
+        """Append a row to a ledger table (decisions, models, predictions)."""
 
     def adjust(self, kind: str, before: Any, after: Any, reason: str, evidence: dict[str, Any]) -> None:
         """Record a learning or risk adjustment in the ledger."""
@@ -88,6 +103,12 @@ class Component:
 
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         """O(1) work for one symbol on one bar."""
+
+    def on_clock(self, i: int, now: int, ctx: AgentContext) -> None:
+        """Every bar, in every state: scheduled learning (retraining, weight updates)."""
+
+    def on_trade_closed(self, trade: ClosedTrade, ctx: AgentContext) -> None:
+        """A round trip closed; learn from its outcome."""
 
     def reset(self, ctx: AgentContext) -> None:
         """Return learned risk to its conservative default (state ``on_enter: reset_risk``)."""

@@ -52,12 +52,14 @@ def data_fingerprint(market: MarketData) -> str:
     return h.hexdigest()[:16]
 
 
-def build_agent(cfg: RunConfig, market: MarketData, exchange: SimExchange, recorder: Recorder) -> Agent:
+def build_agent(cfg: RunConfig, market: MarketData, exchange: SimExchange, recorder: Recorder,
+                artifacts_dir: Path) -> Agent:
     where = "agent.components"
     components = {
         name: build_component(name, decl, f"{where}.{name}") for name, decl in cfg.agent.components.items()
     }
-    return Agent(cfg.agent, components, market, exchange, recorder)
+    return Agent(cfg.agent, components, market, exchange, recorder, artifacts_dir=artifacts_dir,
+                 seed=cfg.seed)
 
 
 def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | None = None,
@@ -79,7 +81,7 @@ def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | N
         last_ts = ledger.last_ts(cfg.agent.name) if cfg.resume else None
         recorder = Recorder(ledger, cfg.agent.name)
         exchange = SimExchange(cfg.exchange, market, cfg.starting_cash)
-        agent = build_agent(cfg, market, exchange, recorder)
+        agent = build_agent(cfg, market, exchange, recorder, run_dir)
         if last_ts is None:
             _record_start(recorder, cfg, market, config_dump)
         ready = agent.prepare()

@@ -84,6 +84,7 @@ class AgentFacts:
     breaker_trips: deque[int] = field(default_factory=deque)
     failure: str | None = None  # the last component failure not yet acted on
     resume_requested: bool = False
+    epsilon_drawn: bool = False  # an epsilon draw took a signal the gate rejected, this decision
     came_from: str = ""
 
     @property

@@ -97,6 +97,11 @@ def resume_requested(f: AgentFacts, _: Any) -> tuple[bool, Evidence]:
 
 
 @guard
+def epsilon_drawn(f: AgentFacts, _: Any) -> tuple[bool, Evidence]:
+    return f.epsilon_drawn, {"epsilon_drawn": f.epsilon_drawn}
+
+
+@guard
 def component_failed(f: AgentFacts, _: Any) -> tuple[bool, Evidence]:
     return f.failure is not None, {"failure": f.failure}
 

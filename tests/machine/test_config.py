@@ -37,7 +37,8 @@ def test_every_experiment_composes_and_its_agent_builds(experiment, tmp_path):
     market = load_run_market(cfg.model_copy(update={"market": cfg.market.model_copy(
         update={"start": "2024-01-01", "end": "2024-01-03"})}))
     with Ledger.open(tmp_path / "l.duckdb", "t") as ledger:
-        agent = build_agent(cfg, market, SimExchange(cfg.exchange, market, 1000.0), Recorder(ledger, "x"))
+        agent = build_agent(cfg, market, SimExchange(cfg.exchange, market, 1000.0), Recorder(ledger, "x"),
+                            tmp_path)
     assert set(agent.components) == set(cfg.agent.components)
 
 

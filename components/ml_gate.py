@@ -1,0 +1,243 @@
+"""The hybrid agent's ML gate: an ensemble's probability must clear an adaptive threshold.
+
+Learning runs on the agent's clock, inline in replay (deterministic):
+
+* every ``retrain_every_days`` a challenger is trained on the rolling window ending now and gated
+  against the champion on the most recent held-out slice (``components/ml/retrainer.py``); the
+  live version then scores the coming span of bars in one batched, causal pass per model;
+* each bar, the predictions made ``horizon`` bars ago resolve: they are written to the ledger
+  (``predictions``) and feed the ensemble's performance weights, whose updates are adjustments;
+* each closed gated trade moves the threshold within its bounds, toward the target win rate;
+* a rejected signal is taken anyway, at reduced size, with probability ``epsilon`` (seeded).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from components.exchange.types import ClosedTrade
+from components.market.types import Bars, MarketData
+from components.ml.registry import ModelRecord, ModelRegistry
+from components.ml.retrainer import RetrainerConfig, Retrainer
+from components.ml.scoring import score_span_members
+from components.ml.version import EnsembleVersion
+from machine.component import AgentContext, Component, Decision, Stage
+
+DAY_MS = 86_400_000
+MEMBER_COLUMNS = {"attention_mlp": "p_attention_mlp", "lstm": "p_lstm", "cnn": "p_cnn",
+                  "transformer": "p_transformer"}
+
+
+class EpsilonDraw:
+    """Seeded coin for epsilon-greedy exploration: ``take()`` is True with probability epsilon."""
+
+    def __init__(self, epsilon: float, seed: int):
+        self.epsilon = epsilon
+        self._rng = np.random.default_rng(seed)
+
+    def take(self) -> bool:
+        return bool(self._rng.random() < self.epsilon)
+
+
+class MLGateConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    retrainer: RetrainerConfig = RetrainerConfig()
+    retrain_every_days: float = Field(default=30.0, gt=0.0)  # simulated days between retrains
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)  # starting probability an entry must reach
+    threshold_min: float = Field(default=0.35, gt=0.0, lt=1.0)
+    threshold_max: float = Field(default=0.75, gt=0.0, lt=1.0)
+    threshold_step: float = Field(default=0.01, gt=0.0)  # per adaptation
+    target_win_rate: float = Field(default=0.45, gt=0.0, lt=1.0)  # of gated trades
+    tolerance: float = Field(default=0.05, ge=0.0)  # no change while within target +- tolerance
+    lookback_trades: int = Field(default=20, ge=1)  # gated trades the win rate is measured over
+    min_trades: int = Field(default=5, ge=1)
+    epsilon: float = Field(default=0.10, ge=0.0, le=1.0)  # share of rejections taken anyway
+    epsilon_size: float = Field(default=0.5, gt=0.0, le=1.0)  # their size, relative to normal
+
+    @model_validator(mode="after")
+    def _bounds(self) -> MLGateConfig:
+        if not self.threshold_min <= self.threshold <= self.threshold_max:
+            raise ValueError(f"threshold {self.threshold} must lie in [threshold_min, threshold_max] "
+                             f"= [{self.threshold_min}, {self.threshold_max}]")
+        unknown = set(self.retrainer.members) - set(MEMBER_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown ensemble members {sorted(unknown)}; known: {sorted(MEMBER_COLUMNS)}")
+        return self
+
+
+class MLGate(Component):
+    """Entries pass only when the live ensemble's probability clears the adaptive threshold."""
+
+    stage = Stage.MODEL_GATE
+    Config = MLGateConfig
+    config: MLGateConfig
+
+    def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
+        self._bars: dict[str, Bars] = {s: d.bars for s, d in market.symbols.items()}
+        self._closes = {s: b.close.tolist() for s, b in self._bars.items()}
+        self._ts = market.ts
+        self._tf = market.timeframe_ms
+        self._retrainer = Retrainer(self.config.retrainer)
+        self._registry: ModelRegistry | None = None
+        self._live: EnsembleVersion | None = None
+        self._live_version: str | None = None
+        self._span_start = 0
+        self._probs: dict[str, np.ndarray] = {}
+        first_close = int(market.ts[0]) + self._tf if len(market.ts) else 0
+        self._next_retrain = first_close + int(self.config.retrainer.window_days * DAY_MS)
+        self.threshold = self.config.threshold
+        self._gated: deque[bool] = deque(maxlen=self.config.lookback_trades)
+        self._epsilon: EpsilonDraw | None = None
+        horizon = self.config.retrainer.horizon
+        self._horizon = horizon
+        self._log_fee = self.config.retrainer.fee
+
+    # --- learning on the clock --------------------------------------------------------------
+    def on_clock(self, i: int, now: int, ctx: AgentContext) -> None:
+        if self._epsilon is None:
+            self._epsilon = EpsilonDraw(self.config.epsilon, ctx.seed)
+            self._registry = ModelRegistry(ctx.artifacts_dir / "models")
+        if now >= self._next_retrain:
+            self._retrain(i, now, ctx)
+            self._next_retrain = now + int(self.config.retrain_every_days * DAY_MS)
+        self._resolve(i, ctx)
+
+    def _retrain(self, i: int, now: int, ctx: AgentContext) -> None:
+        assert self._registry is not None
+        record, promoted, metrics = self._train_or_reuse(now)
+        path = (self._registry.root / record.path).relative_to(ctx.artifacts_dir)
+        ctx.record("models", {"version": record.version, "path": str(path),
+                              "sha256": record.sha256, "train_start": record.train_start,
+                              "train_end": record.train_end,
+                              "metrics": {**record.metrics, **{f"gate_{k}": v for k, v in metrics.items()}},
+                              "status": "champion" if promoted else "rejected"})
+        before = self._live_version
+        if promoted:
+            self._live = self._registry.load(record.version)
+            self._live_version = record.version
+        ctx.adjust("model_retrain", {"champion": before},
+                   {"champion": self._live_version, "challenger": record.version, "promoted": promoted},
+                   record.reason, {"gate": metrics, "train_start": record.train_start,
+                                   "train_end": record.train_end})
+        if self._live is not None:
+            self._score_span(i)
+
+    def _train_or_reuse(self, now: int) -> tuple[ModelRecord, bool, dict[str, float]]:
+        """A resumed run finds the version it trained at this bar in the registry and reuses it."""
+        assert self._registry is not None
+        for record in self._registry.records():
+            if record.train_end == now and record.status != "candidate":
+                return record, record.status in ("champion", "retired"), dict(record.metrics)
+        result = self._retrainer.retrain(self._bars, now, self._registry)
+        return result.record, result.promoted, result.metrics
+
+    def _score_span(self, i: int) -> None:
+        """The live version's member probabilities for the bars until the next retrain, batched."""
+        assert self._live is not None
+        span = int(math.ceil(self.config.retrain_every_days * DAY_MS / self._tf)) + 1
+        end = min(len(self._ts), i + span)
+        self._span_start = i
+        self._probs = {s: score_span_members(self._live, b, i, end) for s, b in self._bars.items()}
+
+    def _member_probs(self, symbol: str, i: int) -> np.ndarray | None:
+        probs = self._probs.get(symbol)
+        k = i - self._span_start
+        if probs is None or not 0 <= k < len(probs) or np.isnan(probs[k]).any():
+            return None
+        return probs[k]
+
+    def _resolve(self, i: int, ctx: AgentContext) -> None:
+        """Predictions made ``horizon`` bars ago resolve now: record them, update the weights."""
+        j = i - self._horizon
+        if self._live is None or j < self._span_start:
+            return
+        rows, outcomes = [], []
+        for symbol, closes in self._closes.items():
+            members = self._member_probs(symbol, j)
+            if members is None:
+                continue
+            outcome = float(math.log(closes[i] / closes[j]) > self._log_fee)
+            rows.append(members)
+            outcomes.append(outcome)
+            ctx.record("predictions", {
+                "ts": int(self._ts[j]) + self._tf, "symbol": symbol, "model_version": self._live_version,
+                "probability": float(self._live.ensemble.combine(members)[0]), "outcome": outcome,
+                **{MEMBER_COLUMNS[n]: float(p) for n, p in zip(self._live.ensemble.names, members,
+                                                               strict=True)}})
+        if not rows:
+            return
+        before = dict(self._live.ensemble.weights)
+        after = self._live.ensemble.observe(np.array(rows), np.array(outcomes))
+        if after is not None and after != before:
+            ctx.adjust("ensemble_weights", before, after, "softmax of each member's recent log-loss",
+                       {"model_version": self._live_version, "decay": self._live.ensemble.config.decay,
+                        "temperature": self._live.ensemble.config.temperature,
+                        "ew_log_loss": dict(self._live.ensemble.performance.ew_loss)})
+
+    # --- the gate ---------------------------------------------------------------------------
+    def on_bar(self, d: Decision, ctx: AgentContext) -> None:
+        if not d.entry:
+            return
+        members = self._member_probs(d.symbol, d.i) if self._live is not None else None
+        threshold = self.threshold - d.gate_relaxation
+        if members is None:
+            d.entry, d.reason = 0, "ml gate: no champion model scores this bar yet"
+            ctx.record("decisions", {"symbol": d.symbol, "model_version": self._live_version,
+                                     "probability": None, "threshold": threshold, "passed": False,
+                                     "mode": d.mode})
+            return
+        assert self._live is not None and self._epsilon is not None
+        p = float(self._live.ensemble.combine(members)[0])
+        passed = p >= threshold
+        if not passed and d.gate_relaxation == 0.0 and self._epsilon.take():
+            passed, d.mode, d.size_scale = True, "epsilon", self.config.epsilon_size
+        ctx.record("decisions", {"symbol": d.symbol, "model_version": self._live_version, "probability": p,
+                                 "threshold": threshold, "passed": passed, "mode": d.mode})
+        if not passed:
+            d.entry, d.reason = 0, f"ml gate: p={p:.3f} < {threshold:.3f}"
+        else:
+            d.reason = f"{d.reason}; ml gate p={p:.3f} (threshold {threshold:.3f}, {self._live_version})"
+
+    def on_trade_closed(self, trade: ClosedTrade, ctx: AgentContext) -> None:
+        """Gated trades move the threshold: stricter when they lose, looser when they win."""
+        if trade.mode != "normal":
+            return
+        self._gated.append(trade.pnl > 0)
+        c = self.config
+        if len(self._gated) < c.min_trades:
+            return
+        win_rate = sum(self._gated) / len(self._gated)
+        step = c.threshold_step if win_rate < c.target_win_rate - c.tolerance else (
+            -c.threshold_step if win_rate > c.target_win_rate + c.tolerance else 0.0)
+        new = min(c.threshold_max, max(c.threshold_min, self.threshold + step))
+        if new != self.threshold:
+            ctx.adjust("gate_threshold", {"threshold": self.threshold}, {"threshold": new},
+                       "gated trades win less than the target" if step > 0 else "gated trades win more than the target",
+                       {"win_rate": win_rate, "target_win_rate": c.target_win_rate, "tolerance": c.tolerance,
+                        "gated_trades": len(self._gated), "trade_id": trade.trade_id})
+            self.threshold = new
+
+
+class RelaxThresholdsConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    by: float = Field(default=0.05, ge=0.0, lt=1.0)  # probability points off every gate threshold
+
+
+class RelaxThresholds(Component):
+    """Exploration windows: gates downstream accept entries ``by`` below their threshold."""
+
+    stage = Stage.GATE
+    Config = RelaxThresholdsConfig
+    config: RelaxThresholdsConfig
+
+    def on_bar(self, d: Decision, ctx: AgentContext) -> None:
+        if d.entry:
+            d.gate_relaxation = self.config.by
+            d.mode = "window"
