@@ -17,6 +17,7 @@ class EmaCrossSignalConfig(BaseModel):
     fast: int = Field(default=12, ge=2)  # EMA periods on close, SMA-seeded like TA-Lib
     slow: int = Field(default=26, ge=3)
     allow_short: bool = False
+    exit_on_cross: bool = True  # False: positions leave only through stops and targets
     rsi_period: int = Field(default=14, ge=2)
     rsi_long_max: float = Field(default=100.0, ge=0, le=100)  # no long entry above this RSI
     rsi_short_min: float = Field(default=0.0, ge=0, le=100)  # no short entry below this RSI
@@ -61,7 +62,7 @@ class EmaCrossSignal(Component):
             return
         c = self.config
         if d.position is not None:
-            if cross == -d.position.side:
+            if cross == -d.position.side and c.exit_on_cross:
                 d.exit, d.reason = True, "ema cross against the position"
             return
         r = self._rsi[d.symbol][d.i]

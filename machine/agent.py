@@ -19,7 +19,7 @@ from components.sizing import size_position
 from machine.builder import AgentMachine, Fired
 from machine.component import Component, Decision
 from machine.config import AgentConfig
-from machine.errors import ComponentError, ConfigError
+from machine.errors import ComponentError, ConfigError, ExchangeError
 from machine.facts import AgentFacts
 from machine.guards import GUARDS
 from machine.recorder import Recorder
@@ -181,7 +181,7 @@ class Agent:
         if d.entry and (d.risk_fraction is not None or d.cash_fraction is not None):
             try:
                 self._submit_entry(d, equity)
-            except ComponentError as exc:
+            except (ComponentError, ExchangeError) as exc:
                 self._fail("sizing", symbol, exc)
 
     def _enter_exploring_by_draw(self) -> None:
@@ -239,6 +239,8 @@ class Agent:
             qty, leverage = size.qty, size.leverage
             stop = d.close - d.entry * d.stop_distance
             tp = (d.close + d.entry * d.take_profit_distance) if d.take_profit_distance else None
+            if tp is not None and tp <= 0:  # a short's target below zero: keep the stop, drop the target
+                tp = None
         order = EntryOrder(self._next_id(), d.symbol, d.entry, qty, leverage, stop, tp, d.mode,
                            self.state, d.reason, (d.risk_fraction or 0.0) * d.size_scale, d.cash_fraction)
         self.exchange.submit_entry(order)

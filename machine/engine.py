@@ -21,6 +21,7 @@ from machine import operator
 from machine.agent import Agent
 from machine.component import build_component
 from machine.config import RunConfig
+from machine.errors import ConfigError
 from machine.facts import AgentFacts
 from machine.recorder import Recorder
 
@@ -78,12 +79,15 @@ def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | N
     run_id = _run_id(run_dir)
     ledger = Ledger.open(ledger_path, run_id)
     try:
+        config = _config_json(cfg, config_dump)
         last_ts = ledger.last_ts(cfg.agent.name) if cfg.resume else None
+        if last_ts is not None:
+            _check_same_config(ledger, cfg.agent.name, config, run_dir)
         recorder = Recorder(ledger, cfg.agent.name)
         exchange = SimExchange(cfg.exchange, market, cfg.starting_cash)
         agent = build_agent(cfg, market, exchange, recorder, run_dir)
         if last_ts is None:
-            _record_start(recorder, cfg, market, config_dump)
+            _record_start(recorder, cfg, market, config)
         ready = agent.prepare()
         ts = market.ts.tolist()
         tf = market.timeframe_ms
@@ -130,12 +134,34 @@ def _run_id(run_dir: Path) -> str:
     return hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:12]
 
 
-def _record_start(recorder: Recorder, cfg: RunConfig, market: MarketData,
-                  config_dump: dict[str, Any] | None) -> None:
+def _config_json(cfg: RunConfig, config_dump: dict[str, Any] | None) -> dict[str, Any]:
+    """The config as the ledger stores it (JSON round trip, so comparisons are like for like)."""
+    return json.loads(json.dumps(config_dump if config_dump is not None else cfg.model_dump(mode="json"),
+                                 sort_keys=True, default=str))
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+    return f"{path or '<root>'}: {a!r} in the ledger, {b!r} now"
+
+
+def _check_same_config(ledger: Ledger, agent: str, config: dict[str, Any], run_dir: Path) -> None:
+    """Resuming under another config would splice two different runs into one ledger."""
+    rows = ledger.query("SELECT config FROM runs WHERE agent = ?", [agent])
+    stored = json.loads(rows[0][0]) if rows else None
+    if stored is not None and stored != config:
+        raise ConfigError(
+            f"{run_dir} holds a run of another configuration ({_first_difference(stored, config)}); "
+            "resume it with the same overrides, or choose a new hydra.run.dir")
+
+
+def _record_start(recorder: Recorder, cfg: RunConfig, market: MarketData, config: dict[str, Any]) -> None:
     recorder.row("runs", {
         "agent": cfg.agent.name, "market": cfg.market.name, "exchange": "sim", "seed": cfg.seed,
-        "config": json.loads(cfg.model_dump_json()) if config_dump is None else config_dump,
-        "data_fingerprint": data_fingerprint(market)})
+        "config": config, "data_fingerprint": data_fingerprint(market)})
     for issue in market.issues:
         recorder.row("data_issues", {"ts": issue.ts, "symbol": issue.symbol, "kind": issue.kind,
                                      "detail": issue.detail})

@@ -12,9 +12,10 @@ from components.exchange.types import ClosedTrade, EntryOrder, ExitOrder, Fill, 
 from ledger.writer import Ledger
 
 
-# Adjustments that only describe the market; like equity marks they ride along with the next
-# commit (at most ``commit_every_bars`` later), and a resumed run recomputes them.
-OBSERVATIONS = frozenset({"regime_change"})
+# Rows that only describe the market or score models, not decisions: like equity marks they ride
+# along with the next commit (at most ``commit_every_bars`` later), and a resumed run recomputes them.
+OBSERVATIONS = frozenset({"regime_change"})  # adjustment kinds
+OBSERVATION_TABLES = frozenset({"equity", "predictions"})
 
 
 def _side(side: int) -> str:
@@ -70,7 +71,7 @@ class Recorder:
                state: str) -> None:
         self._append("equity", {
             "ts": ts, "agent": self.agent, "equity": equity, "cash": cash, "unrealized": unrealized,
-            "open_positions": open_positions, "state": state}, event=False)
+            "open_positions": open_positions, "state": state}, event=False)  # an observation
 
     def transition(self, ts: int, source: str, dest: str, trigger: str, reason: str,
                    evidence: dict[str, Any]) -> None:
@@ -85,8 +86,8 @@ class Recorder:
             "reason": reason, "evidence": evidence}, event=kind not in OBSERVATIONS)
 
     def row(self, table: str, row: dict[str, Any]) -> None:
-        """Any other table (models, decisions, data_issues, notifications); caller gives the columns."""
-        self._append(table, row)
+        """Any other table (models, decisions, predictions, ...); the caller gives the columns."""
+        self._append(table, row, event=table not in OBSERVATION_TABLES)
 
     def commit_if(self, due: bool) -> None:
         if self.muted:

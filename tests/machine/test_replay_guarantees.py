@@ -3,16 +3,16 @@ in-memory facts equal to the ledger, and failures that fall back instead of stop
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import duckdb
 import numpy as np
 import pytest
 
-from components.market.types import Bars, MarketData, SymbolData
+from ledger.views import create_views
 from machine.compose import compose_run
 from machine.engine import load_run_market, run_replay
+from machine.errors import ConfigError
 from tests.support.ledger_export import export
+from tests.support.perturb import perturbed_after
 
 FUTURES_H1_2022 = ("experiment=futures", "market.start=2022-01-01", "market.end=2022-07-01")
 
@@ -25,36 +25,15 @@ def test_same_config_seed_and_data_give_an_identical_ledger(replay):
     assert ea == eb
 
 
-def _perturbed_after(market: MarketData, t: int, rng: np.random.Generator) -> MarketData:
-    """A copy whose every bar opening after ``t`` (and every funding rate after it) is changed."""
-
-    def shake(b: Bars | None) -> Bars | None:
-        if b is None:
-            return None
-        later = b.ts > t
-        f = np.where(later, rng.uniform(0.8, 1.2, len(b.ts)), 1.0)
-        o, c = b.open * f, b.close * f[::-1].clip(0.8, 1.2) * np.where(later, 1.0, 1.0)
-        c = np.where(later, c, b.close)
-        hi, lo = np.maximum.reduce([b.high * f, o, c]), np.minimum.reduce([b.low * f, o, c])
-        return replace(b, open=o, high=hi, low=lo, close=c)
-
-    symbols = {}
-    for s, d in market.symbols.items():
-        funding = d.funding
-        if funding is not None:
-            funding = replace(funding, rate=np.where(funding.ts > t, -funding.rate * 3, funding.rate))
-        symbols[s] = SymbolData(bars=shake(d.bars), mark=shake(d.mark), funding=funding)
-    return replace(market, symbols=symbols)
-
-
 def test_no_decision_at_or_before_t_depends_on_a_later_bar(tmp_path):
     cfg = compose_run(*FUTURES_H1_2022)
     market = load_run_market(cfg)
     t = int(market.ts[len(market.ts) * 2 // 3])
     base = run_replay(cfg, tmp_path / "base", market=market)
-    shaken = run_replay(cfg, tmp_path / "shaken", market=_perturbed_after(market, t, np.random.default_rng(1)))
+    shaken = run_replay(cfg, tmp_path / "shaken", market=perturbed_after(market, t, np.random.default_rng(1)))
     tables = ("orders", "fills", "transitions", "adjustments", "funding")
-    before, after = export(base.ledger_path, until_ts=t, tables=tables), export(shaken.ledger_path, until_ts=t, tables=tables)
+    before = export(base.ledger_path, until_ts=t, tables=tables)
+    after = export(shaken.ledger_path, until_ts=t, tables=tables)
     assert sum(map(len, before.values())) > 20
     assert before == after
     # and the perturbation did change what came later, so the comparison above had teeth
@@ -65,8 +44,6 @@ def test_in_memory_facts_equal_the_ledger_views(replay):
     result = replay("experiment=futures", "market.start=2022-01-01", "market.end=2023-01-01")
     stats = result.facts.stats
     con = duckdb.connect(str(result.ledger_path), read_only=True)
-    from ledger.views import create_views
-
     create_views(con)
     row = con.execute("SELECT trades, wins, losses, total_wins, total_losses, win_rate, "
                       "win_loss_ratio, kelly_edge FROM stats").fetchone()
@@ -114,11 +91,21 @@ def test_a_failing_component_drops_the_agent_to_conservative_and_the_run_goes_on
         f"produce: {produce}}}",
         "agent.machine.states.kelly_active.components=[features,regime,signal,regime_gate,kelly_boom,atr_exits]")
     con = duckdb.connect(str(result.ledger_path), read_only=True)
-    fallback = con.execute("SELECT reason, evidence->>'component' FROM adjustments WHERE kind = 'fallback'").fetchall()
-    moves = con.execute("SELECT source, dest, trigger FROM transitions WHERE trigger = 'fall_back'").fetchall()
+    fallback = con.execute("SELECT reason, evidence->>'component' FROM adjustments "
+                           "WHERE kind = 'fallback'").fetchall()
+    moves = con.execute("SELECT source, dest, trigger FROM transitions "
+                        "WHERE trigger = 'fall_back'").fetchall()
     last_exit = con.execute("SELECT max(exit_ts) FROM trades").fetchone()[0]
     fallback_ts = con.execute("SELECT min(ts) FROM adjustments WHERE kind = 'fallback'").fetchone()[0]
     con.close()
     assert fallback and fallback[0][1] == "kelly_boom"
     assert moves[0] == ("kelly_active", "conservative", "fall_back")
     assert last_exit > fallback_ts  # trading went on after the failure
+
+
+def test_resuming_a_run_folder_under_another_config_is_refused(tmp_path):
+    cfg = compose_run(*FUTURES_H1_2022)
+    run_replay(cfg, tmp_path / "run", stop_after_bars=500)
+    other = compose_run(*FUTURES_H1_2022, "agent.components.fixed_risk.risk=0.002")
+    with pytest.raises(ConfigError, match=r"agent.components.fixed_risk.risk: 0.003 in the ledger, 0.002 now"):
+        run_replay(other, tmp_path / "run")
