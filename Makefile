@@ -18,7 +18,7 @@ run: $(STAMP)
 
 ## Runs the whole test suite offline.
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_replay.py

@@ -59,7 +59,7 @@ def main() -> None:
           f"{int(m['n_holdout'])} holdout samples, {args.threads} threads, "
           f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} (other work shares the cores)")
     for name in version.ensemble.names:
-        print(f"  {name:14s} {m[f'{name}_seconds']:6.1f} s")
+        print(f"  {name:14s} {retrainer.last_timings[name]:6.1f} s")
     print(f"  {'total':14s} {total:6.1f} s (features, four members, combiner, holdout scoring)")
     print(f"  weights {({k: round(v, 3) for k, v in version.ensemble.weights.items()})}")
 

@@ -51,9 +51,10 @@ class Agent:
         self.time_in_state: dict[str, int] = {}
         self.artifacts_dir = artifacts_dir
         self.seed = seed
-        self._scheduled = [c for c in components.values() if type(c).on_clock is not Component.on_clock]
-        self._learners = [c for c in components.values()
-                          if type(c).on_trade_closed is not Component.on_trade_closed]
+        used = [components[n] for n in dict.fromkeys(c for spec in config.machine.states.values()
+                                                      for c in spec.components)]
+        self._scheduled = [c for c in used if type(c).on_clock is not Component.on_clock]
+        self._learners = [c for c in used if type(c).on_trade_closed is not Component.on_trade_closed]
 
     # --- AgentContext -----------------------------------------------------------------------
     @property

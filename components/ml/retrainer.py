@@ -61,6 +61,7 @@ class Retrainer:
         if unknown:
             raise ValueError(f"unknown members {sorted(unknown)}; known: {sorted(MODEL_REGISTRY)}")
         self.config = config
+        self.last_timings: dict[str, float] = {}
 
     def samples(self, bars_by_symbol: Mapping[str, Bars], now_ts: int) -> Samples:
         """Resolved samples of the rolling window ending at ``now_ts``."""
@@ -130,10 +131,11 @@ class Retrainer:
         fit, stacking, holdout = self.split(samples)
         X = fit.windows(c.training.window)
         members, metrics = {}, {}
+        self.last_timings = {}  # wall-clock seconds per member: kept out of the (deterministic) version
         for name in c.members:
             started = time.perf_counter()
             members[name], member_metrics = train_model(name, X, fit.labels, c.training)
-            metrics[f"{name}_seconds"] = time.perf_counter() - started
+            self.last_timings[name] = time.perf_counter() - started
             metrics[f"{name}_val_log_loss"] = float(member_metrics.get("val_log_loss", np.nan))
         ensemble = Ensemble(c.members, c.ensemble)
         version = EnsembleVersion(

@@ -1,0 +1,138 @@
+"""The hybrid agent's learning on real 5-minute BTC and ETH bars: retrains on the simulated clock
+with a champion gate, weight updates, an adaptive gate, exploration by the clock and by epsilon,
+every decision traceable to the model version that made it; and the 5-position cap on 1h spot."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+import duckdb
+import numpy as np
+import pytest
+
+from ledger.views import create_views
+from machine.compose import compose_run
+from machine.engine import load_run_market, run_replay
+from tests.support.ledger_export import export
+from tests.support.perturb import perturbed_after
+
+DAY_MS = 86_400_000
+# Small and quick, so the learning timeline fits a test: two-week windows and cadence, tiny epochs.
+FAST_ML = (
+    "experiment=hybrid_5m", "market.start=2024-01-01", "market.end=2024-03-01",
+    "agent.components.regime.vol_lookback=2016",
+    "agent.components.ml_gate.retrain_every_days=14",
+    "agent.components.ml_gate.retrainer.window_days=14",
+    "agent.components.ml_gate.retrainer.training.epochs=1",
+    "agent.components.ml_gate.retrainer.training.max_samples=1500",
+    "agent.components.ml_gate.retrainer.training.threads=1",
+    "agent.components.ml_gate.retrainer.ensemble.cadence=96",
+    "agent.components.ml_gate.threshold=0.55",  # more rejections, so epsilon has something to draw on
+)
+
+
+@pytest.fixture(scope="module")
+def hybrid_run(tmp_path_factory):
+    result = run_replay(compose_run(*FAST_ML), tmp_path_factory.mktemp("hybrid5m"))
+    con = duckdb.connect(str(result.ledger_path), read_only=True)
+    create_views(con)
+    yield result, con
+    con.close()
+
+
+def test_models_are_retrained_on_the_clock_and_every_version_is_kept_with_its_hash(hybrid_run):
+    result, con = hybrid_run
+    models = con.execute("SELECT version, path, sha256, train_end, status FROM models ORDER BY ts").fetchall()
+    retrains = con.execute("SELECT ts, after->>'promoted', reason FROM adjustments "
+                           "WHERE kind = 'model_retrain' ORDER BY ts").fetchall()
+    assert len(models) == len(retrains) >= 3
+    assert [b[0] - a[0] for a, b in zip(retrains, retrains[1:], strict=False)] == [14 * DAY_MS] * (len(retrains) - 1)
+    assert retrains[0][2] == "first model" and retrains[0][1] == "true"
+    for version, path, sha, train_end, _ in models:
+        assert hashlib.sha256((result.run_dir / path).read_bytes()).hexdigest() == sha
+        assert path == f"models/{version}/model.pt"
+    assert all(reason.startswith("beat the champion") == (promoted == "true")
+               for _, promoted, reason in retrains[1:])
+
+
+def test_each_entry_decision_names_the_live_champion_and_its_probability(hybrid_run):
+    _, con = hybrid_run
+    rows = con.execute("""
+        SELECT d.ts, d.model_version, d.probability, d.threshold, d.passed,
+               (SELECT m.version FROM models m WHERE m.ts <= d.ts AND m.status = 'champion'
+                ORDER BY m.ts DESC LIMIT 1) AS champion
+        FROM decisions d WHERE d.probability IS NOT NULL""").fetchall()
+    assert len(rows) > 20
+    assert all(version == champion for _, version, _, _, _, champion in rows)
+    assert all(passed == (p >= thr) for _, _, p, thr, passed, _ in rows if passed is False)
+
+
+def test_ensemble_weights_follow_recent_log_loss(hybrid_run):
+    _, con = hybrid_run
+    updates = con.execute("SELECT before, after, evidence FROM adjustments WHERE kind = 'ensemble_weights'").fetchall()
+    assert len(updates) >= 5
+    for before, after, evidence in updates:
+        after, losses = json.loads(after), json.loads(evidence)["ew_log_loss"]
+        assert sum(after.values()) == pytest.approx(1.0)
+        best = min(losses, key=losses.get)
+        assert after[best] == max(after.values())  # the lowest recent log-loss weighs most
+
+
+def test_exploration_windows_are_exact_and_epsilon_takes_about_a_tenth_of_rejections(hybrid_run):
+    _, con = hybrid_run
+    window = con.execute("SELECT ts FROM decisions WHERE mode = 'window'").fetchall()
+    assert window
+    assert all(10 <= datetime.fromtimestamp(ts / 1000, UTC).minute < 20 for (ts,) in window)
+    opens = con.execute("SELECT ts FROM transitions WHERE trigger = 'open_window'").fetchall()
+    assert opens and all(datetime.fromtimestamp(ts / 1000, UTC).minute == 10 for (ts,) in opens)
+    taken, still_rejected = con.execute(
+        "SELECT count(*) FILTER (WHERE mode = 'epsilon'), count(*) FILTER (WHERE mode = 'normal' AND NOT passed) "
+        "FROM decisions WHERE probability IS NOT NULL").fetchone()
+    assert still_rejected >= 10 and 0 < taken < still_rejected
+    moves = con.execute("SELECT count(*) FROM transitions WHERE trigger = 'explore_epsilon'").fetchone()[0]
+    assert moves == taken
+
+
+def test_predictions_resolve_into_hit_rates_for_the_ensemble_and_each_member(hybrid_run):
+    _, con = hybrid_run
+    rates = {r[0]: r[1:] for r in con.execute(
+        "SELECT model, predictions, hit_rate, majority_rate FROM model_hit_rates").fetchall()}
+    assert set(rates) == {"ensemble", "attention_mlp", "lstm", "cnn", "transformer"}
+    assert all(n > 1000 and 0.3 < hit < 0.9 for n, hit, _ in rates.values())
+
+
+def test_an_ml_replay_is_deterministic_and_causal(hybrid_run, tmp_path):
+    result, con = hybrid_run
+    again = run_replay(compose_run(*FAST_ML), tmp_path / "again")
+    tables = ("orders", "fills", "trades", "transitions", "adjustments", "models", "decisions", "predictions")
+    assert export(again.ledger_path, tables=tables) == export(result.ledger_path, tables=tables)
+
+
+def test_no_model_decision_at_or_before_t_depends_on_a_later_bar(hybrid_run, tmp_path):
+    result, _ = hybrid_run
+    cfg = compose_run(*FAST_ML)
+    market = load_run_market(cfg)
+    t = int(market.ts[len(market.ts) * 3 // 4])
+    shaken = run_replay(cfg, tmp_path / "shaken", market=perturbed_after(market, t, np.random.default_rng(3)))
+    tables = ("decisions", "models", "transitions", "orders")
+    before = export(result.ledger_path, until_ts=t, tables=tables)
+    assert len(before["decisions"]) > 10 and len(before["models"]) >= 2
+    assert export(shaken.ledger_path, until_ts=t, tables=tables) == before
+
+
+def test_the_hybrid_agent_reaches_but_never_exceeds_five_open_positions(tmp_path):
+    """On its rule-based path (no ML gate), which takes every signal the filters let through."""
+    rule_based = ("agent.machine.states.conservative.components=[features,regime,signal,regime_gate,atr_filter,"
+                  "fixed_risk,atr_exits]",
+                  "agent.machine.states.kelly_active.components=[features,regime,signal,regime_gate,atr_filter,"
+                  "kelly,atr_exits]",
+                  "agent.machine.states.exploring.components=[features,regime,signal,atr_filter,explore,atr_exits]")
+    cfg = compose_run("experiment=hybrid", "market.start=2022-01-01", "market.end=2024-01-01", *rule_based)
+    result = run_replay(cfg, tmp_path / "cap")
+    con = duckdb.connect(str(result.ledger_path), read_only=True)
+    most, at_cap = con.execute("SELECT max(open_positions), count(*) FILTER (WHERE open_positions = 5) "
+                               "FROM equity").fetchone()
+    con.close()
+    assert most == 5 and at_cap > 0
