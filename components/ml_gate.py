@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from components.exchange.types import ClosedTrade
 from components.market.types import Bars, MarketData
 from components.ml.registry import ModelRecord, ModelRegistry
-from components.ml.retrainer import RetrainerConfig, Retrainer
+from components.ml.retrainer import Retrainer, RetrainerConfig
 from components.ml.scoring import score_span_members
 from components.ml.version import EnsembleVersion
 from machine.component import AgentContext, Component, Decision, Stage

@@ -11,7 +11,6 @@ from typing import Any
 from components.exchange.types import ClosedTrade, EntryOrder, ExitOrder, Fill, FundingPayment
 from ledger.writer import Ledger
 
-
 # Rows that only describe the market or score models, not decisions: like equity marks they ride
 # along with the next commit (at most ``commit_every_bars`` later), and a resumed run recomputes them.
 OBSERVATIONS = frozenset({"regime_change"})  # adjustment kinds

@@ -9,7 +9,6 @@ from typing import Any
 
 from ledger.cli import connect_sweep
 
-
 _NOTABLE = {"circuit_broken", "halted", "kelly_active", "lose_kelly", "fall_back"}
 
 

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from components.sizing import KellySizer, KellySizerConfig, kelly_step, size_position
 from machine.builder import AgentMachine
-from machine.compose import compose_dict
 from machine.component import Decision
+from machine.compose import compose_dict
 from machine.facts import AgentFacts
 from machine.spec import MachineSpec
 

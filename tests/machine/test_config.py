@@ -64,7 +64,8 @@ def test_invalid_values_name_the_key_and_the_value(override, named):
 
 def test_an_invalid_component_parameter_is_named_with_its_path(tmp_path):
     cfg = compose_run("agent=futures", "agent.components.kelly.cap=0.5")
-    with pytest.raises(ConfigError, match=r"agent.components.kelly.cap: Input should be less than or equal to 0.15 \(got 0.5\)"):
+    named = r"agent.components.kelly.cap: Input should be less than or equal to 0.15 \(got 0.5\)"
+    with pytest.raises(ConfigError, match=named):
         build_component("kelly", cfg.agent.components["kelly"], "agent.components.kelly")
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from machine.builder import mermaid
-from machine.spec import MachineSpec
 from machine.compose import compose_dict
+from machine.spec import MachineSpec
 
 AGENTS = sorted(p.stem for p in (Path(__file__).parents[2] / "conf" / "agent").glob("*.yaml"))
 

@@ -50,7 +50,7 @@ def test_models_are_retrained_on_the_clock_and_every_version_is_kept_with_its_ha
     assert len(models) == len(retrains) >= 3
     assert [b[0] - a[0] for a, b in zip(retrains, retrains[1:], strict=False)] == [14 * DAY_MS] * (len(retrains) - 1)
     assert retrains[0][2] == "first model" and retrains[0][1] == "true"
-    for version, path, sha, train_end, _ in models:
+    for version, path, sha, _train_end, _ in models:
         assert hashlib.sha256((result.run_dir / path).read_bytes()).hexdigest() == sha
         assert path == f"models/{version}/model.pt"
     assert all(reason.startswith("beat the champion") == (promoted == "true")
@@ -73,7 +73,7 @@ def test_ensemble_weights_follow_recent_log_loss(hybrid_run):
     _, con = hybrid_run
     updates = con.execute("SELECT before, after, evidence FROM adjustments WHERE kind = 'ensemble_weights'").fetchall()
     assert len(updates) >= 5
-    for before, after, evidence in updates:
+    for _before, after, evidence in updates:
         after, losses = json.loads(after), json.loads(evidence)["ew_log_loss"]
         assert sum(after.values()) == pytest.approx(1.0)
         best = min(losses, key=losses.get)
