@@ -215,7 +215,7 @@ class MLGate(Component):
         win_rate = sum(self._gated) / len(self._gated)
         step = c.threshold_step if win_rate < c.target_win_rate - c.tolerance else (
             -c.threshold_step if win_rate > c.target_win_rate + c.tolerance else 0.0)
-        new = min(c.threshold_max, max(c.threshold_min, self.threshold + step))
+        new = round(min(c.threshold_max, max(c.threshold_min, self.threshold + step)), 6)
         if new != self.threshold:
             ctx.adjust("gate_threshold", {"threshold": self.threshold}, {"threshold": new},
                        "gated trades win less than the target" if step > 0 else "gated trades win more than the target",
