@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from machine.compose import compose_run
 from machine.engine import build_agent, load_run_market
 from machine.errors import ConfigError
 from machine.recorder import Recorder
+from tests.support.cli import ratchet
 
 CONF = Path(__file__).parents[2] / "conf"
 
@@ -70,20 +69,14 @@ def test_an_invalid_component_parameter_is_named_with_its_path(tmp_path):
 
 
 def test_the_cli_prints_one_clear_line_and_no_traceback_for_a_user_error(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-c", "from machine.cli import main; main()", "agent=futures",
-         "agent.max_leverage=10", f"hydra.run.dir={tmp_path}"],
-        capture_output=True, text=True)
+    out = ratchet("agent=futures", "agent.max_leverage=10", f"hydra.run.dir={tmp_path}")
     assert out.returncode == 2
     assert "agent.max_leverage: Input should be less than or equal to 5 (got 10)" in out.stderr
     assert "Traceback" not in out.stderr
 
 
 def test_the_cli_rejects_an_unknown_symbol_before_trading(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-c", "from machine.cli import main; main()", "agent=futures",
-         "market.symbols=[DOGE/USDT:USDT]", f"hydra.run.dir={tmp_path}"],
-        capture_output=True, text=True)
+    out = ratchet("agent=futures", "market.symbols=[DOGE/USDT:USDT]", f"hydra.run.dir={tmp_path}")
     assert out.returncode == 2
     assert "DOGE/USDT:USDT" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "ledger.duckdb").exists()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import duckdb
 import pytest
@@ -13,6 +11,7 @@ from components.market.catalog import BUNDLED_DATA_DIR
 from machine.compose import compose_run
 from machine.engine import run_replay
 from machine.errors import DataError
+from tests.support.cli import ratchet
 
 HALT_WINDOW = ("agent=hybrid", "market=spot_1h", "market.start=2023-03-01", "market.end=2023-04-15",
                "market.symbols=[BTC/USDT,ETH/USDT]")
@@ -37,9 +36,7 @@ def test_a_corrupt_data_file_is_named_and_nothing_is_written(tmp_path):
     shutil.copytree(BUNDLED_DATA_DIR, data, ignore=shutil.ignore_patterns("*_1m*", "*_5m*", "*spot*"))
     (data / "binance_futures_ETH-USDT-USDT_1h.parquet").write_bytes(b"PAR1 not really parquet")
     run_dir = tmp_path / "run"
-    out = subprocess.run([sys.executable, "-c", "from machine.cli import main; main()", "agent=futures",
-                          f"market.data_dir={data}", f"hydra.run.dir={run_dir}"],
-                         capture_output=True, text=True)
+    out = ratchet("agent=futures", f"market.data_dir={data}", f"hydra.run.dir={run_dir}")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "binance_futures_ETH-USDT-USDT_1h.parquet" in out.stderr
     assert not (run_dir / "ledger.duckdb").exists()
