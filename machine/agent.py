@@ -79,7 +79,8 @@ class Agent:
         self.facts.enter_state(self.machine.state, self._ts[0] if self._ts else 0)
         return max((c.ready_index() for c in self.components.values()), default=0)
 
-    def on_bar(self, i: int, events: BarEvents, ready_index: int) -> None:
+    def on_bar(self, i: int, events: BarEvents, ready_index: int, *, last: bool = False) -> None:
+        """One bar; on the ``last`` bar of the data, what is still open is closed at its close."""
         now = self._ts[i] + self._tf
         self._now = now
         self._record_exchange(events)
@@ -96,7 +97,11 @@ class Agent:
         state = self.machine.state
         self.time_in_state[state] = self.time_in_state.get(state, 0) + 1
         pipeline = self._pipelines[state]
-        if pipeline:
+        if last:  # marked at the last close, fees paid, and the final equity mark shows it
+            self._record_exchange(self.exchange.close_all(i, ExitReason.END_OF_DATA))
+            equity, cash, unrealized = self.exchange.mark_to_market(i)
+            self.facts.mark_equity(now, equity)
+        elif pipeline:
             for symbol in self._symbols:
                 self._decide(symbol, i, now, pipeline, equity)
         self.recorder.equity(now, equity, cash, unrealized, len(self.exchange.positions), state)
@@ -107,11 +112,6 @@ class Agent:
             self.facts.resume_requested = True
         self.recorder.adjustment(now, "operator_command", None, command, command.get("reason", ""),
                                  {"state": self.state})
-
-    def finish(self, i: int) -> None:
-        """Close what is still open at the last close (marked there, fees paid)."""
-        self._now = self._ts[i] + self._tf
-        self._record_exchange(self.exchange.close_all(i, ExitReason.END_OF_DATA))
 
     # --- internals --------------------------------------------------------------------------
     def _record_exchange(self, events: BarEvents) -> None:

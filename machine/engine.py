@@ -107,11 +107,10 @@ def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | N
             now = ts[i] + tf
             for command in taken.get(now, []) if recorder.muted else operator.take(run_dir):
                 agent.apply_command(now, command)
-            agent.on_bar(i, exchange.process_bar(i), ready)
-            if i < len(ts) - 1:  # the last bar commits with the end-of-data closes below
+            last = i == len(ts) - 1
+            agent.on_bar(i, exchange.process_bar(i), ready, last=last)
+            if not last:  # the last bar's commit below marks the run complete
                 recorder.commit_if(i % every == every - 1)
-        if n == len(ts) and n:
-            agent.finish(n - 1)
         recorder.commit_if(True)
     finally:
         ledger.close()

@@ -112,6 +112,7 @@ def ema_cross_oracle(start: str | None, end: str | None) -> Oracle:
         fee = qty * price * FEE
         cash += qty * price - fee
         trades.append(OracleTrade(entry_ts, int(ts[-1]) + HOUR_MS, entry_price, price, qty, entry_fee, fee))
+        marks[-1] = cash  # the last close's mark is taken after that close-out
     return Oracle(trades, cash, ends_open, ts + HOUR_MS, marks)
 
 
@@ -197,12 +198,7 @@ def test_the_equity_mark_at_every_bar_close_equals_the_oracle(replayed):
 
 
 @pytest.mark.slow
-def test_final_equity_is_the_cash_after_every_position_is_closed(replayed, request):
-    if replayed.oracle.ends_open:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "machine/engine.py run_replay calls agent.finish() after the last bar's equity row; "
-            "finish (machine/agent.py) records the end-of-data fill and trade but no new equity "
-            "mark, so the last equity row still shows the position open and its exit fee unpaid")))
+def test_final_equity_is_the_cash_after_every_position_is_closed(replayed):
     last = _query(replayed.ledger,
                   "SELECT equity, cash, open_positions FROM equity ORDER BY ts DESC LIMIT 1")[0]
     final = replayed.oracle.final_cash
