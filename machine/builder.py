@@ -82,37 +82,33 @@ class AgentMachine:
     def state(self) -> str:
         return self._model.state
 
-    def components(self, state: str | None = None) -> tuple[str, ...]:
-        return self.spec.states[state or self.state].components
-
     def evaluate(self, facts: AgentFacts) -> Fired | None:
         """Fire the first transition from the current state whose guards all pass."""
         for t in self._outgoing[self.state]:
-            evidence: dict[str, Evidence] = {}
-            for g in self._guards[t.trigger]:
-                passed, ev = g(facts)
-                evidence[g.__name__] = ev
-                if not passed:
-                    break
-            else:
-                source = self.state
-                if not getattr(self._model, t.trigger)(facts):
-                    raise RuntimeError(f"transition {t.trigger!r} refused after its guards passed")
-                reason = " and ".join(evidence) or "unconditional"
-                return Fired(t.trigger, source, t.dest, reason, evidence, t.actions)
+            fired = self._fire_if_guards_pass(t, facts)
+            if fired is not None:
+                return fired
         return None
 
     def force(self, trigger: str, facts: AgentFacts) -> Fired | None:
         """Fire a named trigger if it is declared from the current state and its guards pass."""
         for t in self._outgoing[self.state]:
             if t.trigger == trigger:
-                results = [g(facts) for g in self._guards[trigger]]
-                if all(ok for ok, _ in results):
-                    source = self.state
-                    getattr(self._model, trigger)(facts)
-                    ev = {g.__name__: e for g, (_, e) in zip(self._guards[trigger], results, strict=True)}
-                    return Fired(trigger, source, t.dest, " and ".join(ev) or trigger, ev, t.actions)
+                return self._fire_if_guards_pass(t, facts)
         return None
+
+    def _fire_if_guards_pass(self, t: TransitionSpec, facts: AgentFacts) -> Fired | None:
+        """Evaluate the guards in order (stopping at the first that fails) and fire if all pass."""
+        evidence: dict[str, Evidence] = {}
+        for g in self._guards[t.trigger]:
+            passed, ev = g(facts)
+            evidence[g.__name__] = ev
+            if not passed:
+                return None
+        source = self.state
+        if not getattr(self._model, t.trigger)(facts):
+            raise RuntimeError(f"transition {t.trigger!r} refused after its guards passed")
+        return Fired(t.trigger, source, t.dest, " and ".join(evidence) or "unconditional", evidence, t.actions)
 
 
 def mermaid(spec: MachineSpec, title: str = "") -> str:
