@@ -48,7 +48,6 @@ class Agent:
             state: sorted((components[c] for c in spec.components), key=lambda c: c.stage)
             for state, spec in config.machine.states.items()
         }
-        self.time_in_state: dict[str, int] = {}
         self.artifacts_dir = artifacts_dir
         self.seed = seed
         used = [components[n] for n in dict.fromkeys(c for spec in config.machine.states.values()
@@ -95,7 +94,6 @@ class Agent:
         self._transition(now)
         self.facts.resume_requested = False  # a command is for the bar it is taken at, never later
         state = self.machine.state
-        self.time_in_state[state] = self.time_in_state.get(state, 0) + 1
         pipeline = self._pipelines[state]
         if last:  # marked at the last close, fees paid, and the final equity mark shows it
             self._record_exchange(self.exchange.close_all(i, ExitReason.END_OF_DATA))
