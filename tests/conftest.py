@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from machine.compose import compose_run
 from machine.engine import RunResult, run_replay
+
+# `make test` (and so CI) is reproducible: the same examples on every run, no example database.
+# Explore new examples locally with HYPOTHESIS_PROFILE=explore.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
