@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.market.types import MarketData
 from components.regime_detector import VOL_NAMES
-from machine.component import AgentContext, Component, Decision, Stage
+from core.component import AgentContext, Component, Decision, Stage
+from core.market import MarketData
 
 
 class Multiples(BaseModel):

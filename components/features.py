@@ -8,8 +8,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.indicators import atr, ema, rsi
-from components.market.types import MarketData
-from machine.component import Component, Stage
+from core.component import Component, Stage
+from core.market import MarketData
 
 
 class IndicatorFeaturesConfig(BaseModel):

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from components.market.types import MarketData
-from machine.component import AgentContext, Component, Decision, Stage
+from core.component import AgentContext, Component, Decision, Stage
+from core.market import MarketData
 
 
 class AtrBandFilterConfig(BaseModel):

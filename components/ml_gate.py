@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from components.exchange.types import ClosedTrade
-from components.market.types import Bars, MarketData
 from components.ml.registry import ModelRecord, ModelRegistry
 from components.ml.retrainer import Retrainer, RetrainerConfig
 from components.ml.scoring import score_span_members
 from components.ml.version import EnsembleVersion
-from machine.component import AgentContext, Component, Decision, Stage
+from core.component import AgentContext, Component, Decision, Stage
+from core.market import Bars, MarketData
+from core.records import ClosedTrade
 
 DAY_MS = 86_400_000
 MEMBER_COLUMNS = {"attention_mlp": "p_attention_mlp", "lstm": "p_lstm", "cnn": "p_cnn",

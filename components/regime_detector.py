@@ -7,9 +7,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.market.types import MarketData
 from components.regime import WARMUP, RegimeConfig, trend_regime, volatility_regime
-from machine.component import AgentContext, Component, Decision, Stage
+from core.component import AgentContext, Component, Decision, Stage
+from core.market import MarketData
 
 VOL_NAMES = {-1: "low", 0: "normal", 1: "high"}
 TREND_NAMES = {-1: "down", 0: "range", 1: "up"}

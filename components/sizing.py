@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from machine.component import AgentContext, Component, Decision, Stage
-from machine.errors import ComponentError
+from core.component import AgentContext, Component, Decision, Stage
+from core.errors import ComponentError
 
 
 class FixedRiskSizerConfig(BaseModel):

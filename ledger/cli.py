@@ -21,9 +21,9 @@ from typing import Any
 
 import duckdb
 
+from core.errors import LedgerError
 from ledger.schema import check_version, create_schema, schema_version
 from ledger.views import VIEW_NAMES, VIEWS, create_views
-from machine.errors import LedgerError
 
 LEDGER_FILE = "ledger.duckdb"
 _SCHEMA_CATALOG = "ratchet_schema"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from machine.errors import LedgerError
+from core.errors import LedgerError
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from core.errors import LedgerError
 from ledger.schema import ALLOWED_VALUES, check_version, migrate, schema_version
 from ledger.views import create_views
-from machine.errors import LedgerError
 
 _MANAGED = frozenset({"run_id", "wall_ts"})
 _ARROW_TYPES = {

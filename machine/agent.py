@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from components.exchange.sim import SimExchange
-from components.exchange.types import BarEvents, EntryOrder, ExitOrder, ExitReason
-from components.market.types import MarketData
 from components.sizing import size_position
+from core.component import Component, Decision
+from core.errors import ComponentError, ConfigError, ExchangeError
+from core.facts import AgentFacts
+from core.market import MarketData
+from core.records import BarEvents, EntryOrder, ExitOrder, ExitReason
 from machine.builder import AgentMachine, Fired
-from machine.component import Component, Decision
 from machine.config import AgentConfig
-from machine.errors import ComponentError, ConfigError, ExchangeError
-from machine.facts import AgentFacts
 from machine.guards import GUARDS
 from machine.recorder import Recorder
 

@@ -14,7 +14,7 @@ from typing import Any
 from transitions import Machine
 from transitions.extensions import GraphMachine
 
-from machine.facts import AgentFacts
+from core.facts import AgentFacts
 from machine.guards import BoundGuard, Evidence
 from machine.spec import MachineSpec, TransitionSpec
 

@@ -10,11 +10,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from core.errors import ConfigError, RatchetError
+from core.validation import format_validation_error
 from machine.builder import mermaid
 from machine.config import load_run_config
-from machine.errors import ConfigError, RatchetError
 from machine.spec import MachineSpec
-from machine.validation import format_validation_error
 
 CONFIG_PATH = "pkg://conf"
 

@@ -8,9 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components.exchange.sim import SimExchangeConfig
-from machine.errors import ConfigError
+from core.errors import ConfigError
+from core.validation import format_validation_error
 from machine.spec import MachineSpec
-from machine.validation import format_validation_error
 
 
 class _Frozen(BaseModel):

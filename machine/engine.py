@@ -15,14 +15,14 @@ from typing import Any
 
 from components.exchange.sim import SimExchange
 from components.market.loader import load_market
-from components.market.types import MarketData
+from core.component import build_component
+from core.errors import ConfigError
+from core.facts import AgentFacts
+from core.market import MarketData
 from ledger.writer import Ledger
 from machine import operator
 from machine.agent import Agent
-from machine.component import build_component
 from machine.config import RunConfig
-from machine.errors import ConfigError
-from machine.facts import AgentFacts
 from machine.recorder import Recorder
 
 

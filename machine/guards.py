@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from machine.errors import ConfigError
-from machine.facts import HOUR_MS, AgentFacts
+from core.errors import ConfigError
+from core.facts import HOUR_MS, AgentFacts
 from machine.spec import GuardCall
 
 Evidence = dict[str, Any]

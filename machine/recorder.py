@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.exchange.types import ClosedTrade, EntryOrder, ExitOrder, Fill, FundingPayment
+from core.records import ClosedTrade, EntryOrder, ExitOrder, Fill, FundingPayment
 from ledger.writer import Ledger
 
 # Rows that only describe the market or score models, not decisions: like equity marks they ride

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from machine.errors import ConfigError
+from core.errors import ConfigError
 
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from machine.errors import ConfigError, ExchangeError
+from core.errors import ConfigError, ExchangeError
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,9 @@ from components.exchange.margin import (
     funding_cash_flow,
     isolated_liquidation_price,
 )
-from components.exchange.types import (
+from core.errors import ConfigError, ExchangeError
+from core.market import MarketData, SymbolData
+from core.records import (
     BarEvents,
     ClosedTrade,
     EntryOrder,
@@ -53,8 +55,6 @@ from components.exchange.types import (
     FundingPayment,
     Position,
 )
-from components.market.types import MarketData, SymbolData
-from machine.errors import ConfigError, ExchangeError
 
 
 class SimExchangeConfig(BaseModel):

@@ -11,8 +11,8 @@ import numpy as np
 from components.market.parquet_io import read_only
 from components.market.quality import GapPolicy
 from components.market.timeframes import iso_utc
-from components.market.types import Bars, DataIssue
-from machine.errors import DataError
+from core.errors import DataError
+from core.market import Bars, DataIssue
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Literal
 
 from components.market.timeframes import timeframe_ms
-from components.market.types import MarketKind
-from machine.errors import DataError
+from core.errors import DataError
+from core.market import MarketKind
 
 BUNDLED_DATA_DIR = Path(__file__).resolve().parent / "data"
 EXCHANGE = "binance"

@@ -18,7 +18,8 @@ from components.market.catalog import catalog
 from components.market.parquet_io import read_columns, read_only
 from components.market.quality import GapPolicy
 from components.market.timeframes import iso_utc, timeframe_ms
-from components.market.types import (
+from core.errors import DataError
+from core.market import (
     Bars,
     DataIssue,
     FundingRates,
@@ -26,7 +27,6 @@ from components.market.types import (
     MarketKind,
     SymbolData,
 )
-from machine.errors import DataError
 
 __all__ = ["load_bars", "load_funding", "load_market", "timeframe_ms"]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from machine.errors import DataError
+from core.errors import DataError
 
 
 def read_columns(path: Path, symbol: str, columns: tuple[str, ...]) -> dict[str, np.ndarray]:

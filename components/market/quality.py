@@ -12,8 +12,8 @@ from typing import Literal
 import numpy as np
 
 from components.market.timeframes import iso_utc
-from components.market.types import DataIssue
-from machine.errors import DataError
+from core.errors import DataError
+from core.market import DataIssue
 
 GapPolicy = Literal["fail", "skip"]
 GAP_POLICIES: tuple[GapPolicy, ...] = ("fail", "skip")

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.market.types import Bars
 from components.ml.features import (
     build_features,
     complete_rows,
@@ -17,6 +16,7 @@ from components.ml.features import (
     resolved_until,
     windows,
 )
+from core.market import Bars
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from components import indicators as ind
-from components.market.types import Bars
+from core.market import Bars
 
 DAY_MS = 86_400_000
 VOLUME_LOOKBACK = 48  # bars in the volume z-score

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.market.types import Bars
 from components.ml.dataset import Samples, chronological_split, resolved_samples
 from components.ml.ensemble import Ensemble, EnsembleConfig
 from components.ml.features import FEATURE_NAMES
@@ -28,6 +27,7 @@ from components.ml.registry import ModelRecord, ModelRegistry
 from components.ml.scoring import score_samples_members, score_span
 from components.ml.training import TrainingConfig, train_model
 from components.ml.version import EnsembleVersion
+from core.market import Bars
 
 DAY_MS = 86_400_000
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from components.market.types import Bars
 from components.ml.dataset import Samples, head
 from components.ml.features import FEATURE_NAMES, build_features, complete_rows
 from components.ml.version import EnsembleVersion
+from core.market import Bars
 
 
 def score_span_members(

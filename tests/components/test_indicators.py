@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from components import indicators as ind
 from components.market.catalog import Catalog
 from components.market.loader import load_bars
-from components.market.types import Bars
+from core.market import Bars
 
 HLC = tuple[np.ndarray, np.ndarray, np.ndarray]
 

@@ -13,7 +13,6 @@ from pydantic import ValidationError
 from components.indicators import atr
 from components.market.catalog import Catalog
 from components.market.loader import load_bars
-from components.market.types import Bars
 from components.regime import (
     DOWN,
     HIGH,
@@ -27,6 +26,7 @@ from components.regime import (
     trend_regime,
     volatility_regime,
 )
+from core.market import Bars
 
 YEAR_2023_MS = 1672531200000  # 2023-01-01 00:00 UTC
 DEFAULTS = RegimeConfig()

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.sizing import KellySizer, KellySizerConfig, kelly_step, size_position
+from core.component import Decision
+from core.facts import AgentFacts
 from machine.builder import AgentMachine
-from machine.component import Decision
 from machine.compose import compose_dict
-from machine.facts import AgentFacts
 from machine.spec import MachineSpec
 
 KELLY = KellySizerConfig()

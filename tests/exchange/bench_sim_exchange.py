@@ -13,7 +13,7 @@ import time
 from conftest import load_futures_market
 
 from components.exchange.sim import SimExchange, SimExchangeConfig
-from components.exchange.types import EntryOrder, ExitOrder, ExitReason
+from core.records import EntryOrder, ExitOrder, ExitReason
 
 BTC = "BTC/USDT:USDT"
 

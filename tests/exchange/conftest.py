@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from components.market.types import Bars, FundingRates, MarketData, SymbolData
+from core.market import Bars, FundingRates, MarketData, SymbolData
 
 _ROOT = Path(__file__).resolve().parents[2]
 _DATA_DIRS = (_ROOT / "components" / "market" / "data", _ROOT.parent / "shared" / "data")

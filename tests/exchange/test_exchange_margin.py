@@ -19,7 +19,7 @@ from components.exchange.margin import (
     isolated_liquidation_price,
     maintenance_margin,
 )
-from machine.errors import ConfigError
+from core.errors import ConfigError
 
 TABLES = [
     (name, symbol, brackets)

@@ -8,8 +8,8 @@ from pydantic import ValidationError
 
 from components.exchange.margin import BRACKETS_2024_10_24, isolated_liquidation_price
 from components.exchange.sim import SimExchange, SimExchangeConfig
-from components.exchange.types import EntryOrder, ExitOrder, ExitReason
-from machine.errors import ExchangeError
+from core.errors import ExchangeError
+from core.records import EntryOrder, ExitOrder, ExitReason
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 BTC_SPOT = "BTC/USDT"

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components.exchange.sim import SimExchange, SimExchangeConfig
-from components.exchange.types import EntryOrder, ExitOrder, ExitReason
+from core.records import EntryOrder, ExitOrder, ExitReason
 
 STARTING_CASH = 10_000.0
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 
+from core.errors import LedgerError
 from ledger.schema import MIGRATIONS, Migration, migrate, schema_version
 from ledger.writer import Ledger
-from machine.errors import LedgerError
 
 BASE_TABLES = {
     "runs", "orders", "fills", "trades", "funding", "equity", "transitions", "adjustments",

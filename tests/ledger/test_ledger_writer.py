@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from core.errors import LedgerError
 from ledger.schema import MIGRATIONS
 from ledger.writer import Ledger
-from machine.errors import LedgerError
 
 
 def _equity(ts: int, agent: str = "futures", equity: float = 100.0) -> dict:

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from components.exchange.sim import SimExchange
+from core.component import build_component
+from core.errors import ConfigError
 from ledger.writer import Ledger
-from machine.component import build_component
 from machine.compose import compose_run
 from machine.engine import build_agent, load_run_market
-from machine.errors import ConfigError
 from machine.recorder import Recorder
 from tests.support.cli import ratchet
 

@@ -8,9 +8,9 @@ import duckdb
 import pytest
 
 from components.market.catalog import BUNDLED_DATA_DIR
+from core.errors import DataError
 from machine.compose import compose_run
 from machine.engine import run_replay
-from machine.errors import DataError
 from tests.support.cli import ratchet
 
 HALT_WINDOW = ("agent=hybrid", "market=spot_1h", "market.start=2023-03-01", "market.end=2023-04-15",

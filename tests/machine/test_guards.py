@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from machine.errors import ConfigError
-from machine.facts import AgentFacts, TradeStats
+from core.errors import ConfigError
+from core.facts import AgentFacts, TradeStats
 from machine.guards import GUARDS, BoundGuard
 from machine.spec import GuardCall
 

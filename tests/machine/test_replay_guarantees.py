@@ -7,10 +7,10 @@ import duckdb
 import numpy as np
 import pytest
 
+from core.errors import ConfigError
 from ledger.views import create_views
 from machine.compose import compose_run
 from machine.engine import load_run_market, run_replay
-from machine.errors import ConfigError
 from tests.support.ledger_export import export
 from tests.support.perturb import perturbed_after
 

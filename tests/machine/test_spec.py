@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from core.errors import ConfigError
+from core.facts import AgentFacts
 from machine.builder import AgentMachine
-from machine.errors import ConfigError
-from machine.facts import AgentFacts
 from machine.guards import GUARDS
 from machine.spec import MachineSpec
 

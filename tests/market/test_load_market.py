@@ -7,7 +7,7 @@ import pytest
 
 from components.market.catalog import BUNDLED_DATA_DIR
 from components.market.loader import load_market
-from machine.errors import DataError
+from core.errors import DataError
 
 PERPS = ["BTC/USDT:USDT", "ETH/USDT:USDT"]
 SPOT_1H = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "ADA/USDT"]

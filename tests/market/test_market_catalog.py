@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from components.market.catalog import BUNDLED_DATA_DIR, Catalog, available, catalog
-from machine.errors import DataError
+from core.errors import DataError
 
 SPOT_1H = ["ADA/USDT", "BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT"]
 PERPS = ["BTC/USDT:USDT", "ETH/USDT:USDT"]

@@ -12,7 +12,7 @@ import pytest
 from components.market.catalog import BUNDLED_DATA_DIR
 from components.market.loader import load_bars, load_funding
 from components.market.timeframes import iso_utc, timeframe_ms
-from machine.errors import DataError
+from core.errors import DataError
 
 SPOT = "binance_spot_BTC-USDT_1h.parquet"
 PERP = "binance_futures_BTC-USDT-USDT_1h.parquet"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.market.types import Bars
 from components.ml.version import EnsembleVersion
+from core.market import Bars
 from tests.ml.ml_support import end_ts, planted_bars, read_bars, tiny_retrainer
 
 

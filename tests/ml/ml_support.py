@@ -6,9 +6,9 @@ import numpy as np
 
 from components.market.catalog import BUNDLED_DATA_DIR
 from components.market.loader import load_bars
-from components.market.types import Bars
 from components.ml.retrainer import Retrainer, RetrainerConfig
 from components.ml.training import TrainingConfig
+from core.market import Bars
 
 FIVE_MIN = 300_000
 START_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC

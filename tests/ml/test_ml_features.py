@@ -5,7 +5,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-from components.market.types import Bars
 from components.ml.dataset import head, resolved_samples
 from components.ml.features import (
     FEATURE_NAMES,
@@ -16,6 +15,7 @@ from components.ml.features import (
     resolved_until,
     windows,
 )
+from core.market import Bars
 
 N = 6000  # enough bars for every lookback (the longest is 302) several times over
 

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.market.types import Bars
 from components.ml.registry import ModelRegistry
 from components.ml.scoring import score_span
 from components.ml.version import EnsembleVersion
+from core.market import Bars
 
 
 def test_saved_version_survives_a_restart_with_its_hash_window_and_predictions(

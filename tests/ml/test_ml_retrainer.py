@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.market.types import Bars
 from components.ml.dataset import head
 from components.ml.features import last_closed_index
 from components.ml.registry import ModelRegistry
 from components.ml.scoring import score_span, score_span_members
 from components.ml.version import EnsembleVersion
+from core.market import Bars
 from tests.ml.ml_support import FIVE_MIN, end_ts, planted_bars, tiny_retrainer
 
 DAY_MS = 86_400_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from machine.component import AgentContext, Component, Decision, Stage
+from core.component import AgentContext, Component, Decision, Stage
 
 
 class FailingSizerConfig(BaseModel):

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from components.market.types import Bars, MarketData, SymbolData
+from core.market import Bars, MarketData, SymbolData
 
 
 def perturbed_after(market: MarketData, t: int, rng: np.random.Generator) -> MarketData:

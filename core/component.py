@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from machine.errors import ConfigError
-from machine.validation import format_validation_error
+from core.errors import ConfigError
+from core.validation import format_validation_error
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from components.exchange.types import ClosedTrade, Position
-    from components.market.types import MarketData
-    from machine.facts import AgentFacts
+    from core.facts import AgentFacts
+    from core.market import MarketData
+    from core.records import ClosedTrade, Position
 
 
 class Stage(IntEnum):
