@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from components.exchange.connection import ConnectionConfig
 from components.exchange.sim import SimExchangeConfig
 from core.errors import ConfigError
 from core.validation import format_validation_error
@@ -68,6 +69,10 @@ class AgentConfig(_Frozen):
     components: dict[str, dict[str, Any]]
 
 
+class ExchangeConfig(SimExchangeConfig, ConnectionConfig):
+    """The ``exchange`` group: how to reach Binance, and what simulated fills cost."""
+
+
 class RunConfig(_Frozen):
     seed: int = 0
     starting_cash: float = Field(default=10_000.0, gt=0)
@@ -75,7 +80,7 @@ class RunConfig(_Frozen):
     resume: bool = True  # a run folder whose ledger has rows continues where it stopped
     agent: AgentConfig
     market: MarketConfig
-    exchange: SimExchangeConfig
+    exchange: ExchangeConfig
 
     @model_validator(mode="after")
     def _agent_fits_market(self) -> RunConfig:
