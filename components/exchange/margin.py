@@ -1,14 +1,17 @@
 """Binance USDT-M isolated-margin arithmetic: brackets, maintenance margin, liquidation, funding.
 
 Formulas and tables follow shared/FUTURES.md (§2 margin, §3.2 isolated liquidation price, §4
-funding, §5 bracket tables). Binance publishes no history of its brackets, so a replay pins one
-dated table by name (``bracket_table``) and says which one it used.
+funding, §5 bracket tables). Binance publishes no history of its brackets; the package holds two
+dated snapshots. By default (``by_date``) a replay uses, at each bar, the latest snapshot dated on
+or before it (``dated_brackets``); naming one snapshot pins it for every bar (what-if runs).
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from core.errors import ConfigError, ExchangeError
 
@@ -103,6 +106,10 @@ BRACKET_TABLES: dict[str, dict[str, Brackets]] = {
 }
 
 
+BY_DATE = "by_date"  # the bracket setting that follows the dated snapshots through time
+BRACKET_SETTINGS = (BY_DATE, *sorted(BRACKET_TABLES))
+
+
 def bracket_table(name: str) -> dict[str, Brackets]:
     """The dated bracket table ``name`` (e.g. '2024-10-24'), keyed by ccxt symbol."""
     try:
@@ -110,6 +117,48 @@ def bracket_table(name: str) -> dict[str, Brackets]:
     except KeyError:
         known = ", ".join(sorted(BRACKET_TABLES))
         raise ConfigError(f"unknown bracket table {name!r}; known: {known}") from None
+
+
+def unknown_bracket_setting(name: str) -> str | None:
+    """Why ``name`` is not a bracket setting (None when it is one): 'by_date' or a table's date."""
+    if name in BRACKET_SETTINGS:
+        return None
+    return f"unknown brackets {name!r}; known: {', '.join(BRACKET_SETTINGS)}"
+
+
+@dataclass(frozen=True, slots=True)
+class DatedBrackets:
+    """One symbol's bracket tables, each in force from its date (ms UTC, ascending)."""
+
+    since: tuple[int, ...]
+    tables: tuple[Brackets, ...]
+
+    def at(self, ts: int) -> Brackets:
+        """The table in force at ``ts``: the latest dated on or before it.
+
+        Times before the earliest snapshot (2022-01 .. 2022-05-20 in the bundled data) get the
+        earliest one: it is the nearest known table, not a record of what Binance used then.
+        """
+        return self.tables[max(bisect_right(self.since, ts) - 1, 0)]
+
+
+def dated_brackets(setting: str, symbol: str) -> DatedBrackets:
+    """``symbol``'s brackets under ``setting``: 'by_date' follows every snapshot from its date
+    (UTC midnight); a snapshot's date (e.g. '2024-10-24') applies that table to every bar."""
+    reason = unknown_bracket_setting(setting)
+    if reason is not None:
+        raise ConfigError(reason)
+    names = sorted(BRACKET_TABLES) if setting == BY_DATE else [setting]
+    missing = [name for name in names if symbol not in BRACKET_TABLES[name]]
+    if missing:
+        has = ", ".join(BRACKET_TABLES[missing[0]])
+        raise ConfigError(f"bracket table {missing[0]!r} has no {symbol}; has {has}")
+    since = tuple(_midnight_ms(name) for name in names) if setting == BY_DATE else (0,)
+    return DatedBrackets(since, tuple(BRACKET_TABLES[name][symbol] for name in names))
+
+
+def _midnight_ms(day: str) -> int:
+    return int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def bracket_for(brackets: Brackets, notional: float) -> Bracket:

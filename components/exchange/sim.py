@@ -14,6 +14,13 @@ Conventions (the numbers every replay's ledger depends on):
   margin ``qty * price / leverage`` and the fee from cash; the fee does not enter the isolated
   wallet. Funding settles into the isolated wallet (``Position.isolated_margin``), so it moves
   the liquidation price, which is recomputed at every settlement.
+* Brackets: the liquidation price and the leverage cap at entry use the maintenance-margin
+  table in force at the entry bar's open; a recomputation at a settlement uses the one in force
+  at that bar (``exchange.brackets``: ``by_date`` by default, or one dated table for every bar).
+* Marks: ``mark_to_market`` values futures at the mark candle's close, as Binance values
+  unrealized pnl and margin ratio at the mark price; spot at the last-price close.
+  ``close_all`` fills at the last-price close: flattening is a market order, which executes at
+  the last price, not the mark.
 * Funding: settlements in ``(ts[i-1], ts[i]]`` are paid by positions open when bar ``i`` begins,
   before its open fills, at the mark candle's open of bar ``i``. A position entered at a
   settlement bar's open does not pay that settlement; one exited at that open does.
@@ -36,12 +43,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components.exchange.margin import (
-    BRACKET_TABLES,
-    Brackets,
+    BY_DATE,
+    DatedBrackets,
     bracket_for,
-    bracket_table,
+    dated_brackets,
     funding_cash_flow,
     isolated_liquidation_price,
+    unknown_bracket_setting,
 )
 from core.errors import ConfigError, ExchangeError
 from core.market import MarketData, SymbolData
@@ -65,24 +73,27 @@ class SimExchangeConfig(BaseModel):
     spot_taker_fee: float = Field(0.001, ge=0, lt=1)  # Binance spot taker, VIP 0: 0.10 %
     futures_taker_fee: float = Field(0.0005, ge=0, lt=1)  # Binance USDT-M taker, VIP 0: 0.05 %
     slippage_bps: float = Field(0.0, ge=0, lt=10_000)  # against the trader; not on liquidations
-    brackets: str = "2024-10-24"  # dated maintenance-margin table, see margin.BRACKET_TABLES
+    # maintenance-margin brackets: 'by_date' (the table in force at each bar) or one table's
+    # date for every bar, see margin.BRACKET_TABLES
+    brackets: str = BY_DATE
     max_leverage: float = Field(5.0, ge=1)  # entries above it are rejected
 
     @field_validator("brackets")
     @classmethod
-    def _known_table(cls, name: str) -> str:
-        if name not in BRACKET_TABLES:
-            raise ValueError(f"unknown bracket table {name!r}; known: {', '.join(BRACKET_TABLES)}")
+    def _known_setting(cls, name: str) -> str:
+        reason = unknown_bracket_setting(name)
+        if reason is not None:
+            raise ValueError(reason)
         return name
 
 
 class _Series:
     """One symbol's per-bar prices as Python lists (fast scalar access in the bar loop)."""
 
-    __slots__ = ("open", "high", "low", "close", "mark_open", "mark_high", "mark_low", "funding",
-                 "brackets")
+    __slots__ = ("open", "high", "low", "close", "mark_open", "mark_high", "mark_low", "mark_close",
+                 "funding", "brackets")
 
-    def __init__(self, data: SymbolData, ts: np.ndarray, brackets: Brackets) -> None:
+    def __init__(self, data: SymbolData, ts: np.ndarray, brackets: DatedBrackets | None) -> None:
         bars = data.bars
         self.open: list[float] = bars.open.tolist()
         self.high: list[float] = bars.high.tolist()
@@ -92,9 +103,10 @@ class _Series:
         self.mark_open: list[float] = []
         self.mark_high: list[float] = []
         self.mark_low: list[float] = []
+        self.mark_close: list[float] = []
         # bar index -> settlements (ts, rate) in (ts[i-1], ts[i]]
         self.funding: dict[int, list[tuple[int, float]]] = {}
-        if not brackets:  # spot
+        if brackets is None:  # spot
             return
         symbol = bars.symbol
         if data.mark is None or not np.array_equal(data.mark.ts, ts):
@@ -104,6 +116,7 @@ class _Series:
         self.mark_open = data.mark.open.tolist()
         self.mark_high = data.mark.high.tolist()
         self.mark_low = data.mark.low.tolist()
+        self.mark_close = data.mark.close.tolist()
         settled = np.searchsorted(data.funding.ts, ts, side="right").tolist()
         funding_ts = data.funding.ts.tolist()
         rates = data.funding.rate.tolist()
@@ -127,16 +140,9 @@ class SimExchange:
         self._slip = config.slippage_bps / 10_000
         self._ts: list[int] = market.ts.tolist()
         self._timeframe_ms = market.timeframe_ms
-        table = bracket_table(config.brackets) if self._futures else {}
         self._series: dict[str, _Series] = {}
         for symbol, data in market.symbols.items():
-            brackets: Brackets = ()
-            if self._futures:
-                if symbol not in table:
-                    raise ConfigError(
-                        f"bracket table {config.brackets!r} has no {symbol}; has {', '.join(table)}"
-                    )
-                brackets = table[symbol]
+            brackets = dated_brackets(config.brackets, symbol) if self._futures else None
             self._series[symbol] = _Series(data, market.ts, brackets)
         self._cash = float(starting_cash)
         self._positions: dict[str, Position] = {}
@@ -224,15 +230,17 @@ class SimExchange:
         return events
 
     def mark_to_market(self, i: int) -> tuple[float, float, float]:
-        """(equity, cash, unrealized pnl) at close[i].
+        """(equity, cash, unrealized pnl) at the end of bar i.
 
-        A futures position counts as its isolated margin plus unrealized pnl, floored at zero
-        (an isolated position cannot cost more than its margin); spot counts qty * close.
+        A futures position is valued at the mark candle's close, as Binance values unrealized
+        pnl: its isolated margin plus that pnl, floored at zero (an isolated position cannot
+        cost more than its margin). Spot counts qty * close.
         """
         value = 0.0
         unrealized = 0.0
         for position in self._positions.values():
-            close = self._series[position.symbol].close[i]
+            series = self._series[position.symbol]
+            close = series.mark_close[i] if self._futures else series.close[i]
             pnl = position.side * position.qty * (close - position.entry_price)
             unrealized += pnl
             if self._futures:
@@ -242,7 +250,11 @@ class SimExchange:
         return self._cash + value, self._cash, unrealized
 
     def close_all(self, i: int, reason: ExitReason) -> BarEvents:
-        """Close every open position at close[i] (end of data, or a breaker that flattens)."""
+        """Close every open position at close[i] (end of data, or a breaker that flattens).
+
+        The last-price close, not the mark: flattening is a market order, and a market order
+        executes at the last price.
+        """
         events = BarEvents()
         ts = self._ts[i] + self._timeframe_ms
         for position in list(self._positions.values()):
@@ -273,7 +285,7 @@ class SimExchange:
                                    position.side * position.qty, amount)
                 )
             position.liquidation_price = isolated_liquidation_price(
-                series.brackets, position.side, position.qty, position.entry_price,
+                series.brackets.at(self._ts[i]), position.side, position.qty, position.entry_price,
                 position.isolated_margin,
             )
 
@@ -313,7 +325,7 @@ class SimExchange:
             if not 1 <= leverage <= self.config.max_leverage:
                 return f"leverage {leverage} outside [1, max_leverage {self.config.max_leverage}]"
             notional = qty * price
-            brackets = series.brackets
+            brackets = series.brackets.at(self._ts[i])
             tier_leverage = bracket_for(brackets, notional).max_leverage
             if leverage > tier_leverage:
                 return f"leverage {leverage} > {tier_leverage} allowed at notional {notional:.2f}"

@@ -1,4 +1,8 @@
-"""Real Binance bars for exchange tests, read straight from the bundled parquet files."""
+"""Real Binance bars for exchange tests, read straight from the bundled parquet files.
+
+A missing file fails the tests that need it, naming the file: the data ships in the package,
+so its absence is a packaging loss to see, not a reason to skip.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,19 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from components.market.catalog import BUNDLED_DATA_DIR
 from core.market import Bars, FundingRates, MarketData, SymbolData
 
-_ROOT = Path(__file__).resolve().parents[2]
-_DATA_DIRS = (_ROOT / "components" / "market" / "data", _ROOT.parent / "shared" / "data")
 _HOUR_MS = 3_600_000
 
 
 def data_file(name: str) -> Path:
-    """The bundled file if the package has it, else the shared copy."""
-    for folder in _DATA_DIRS:
-        if (folder / name).is_file():
-            return folder / name
-    pytest.skip(f"market data file {name} not found in {', '.join(map(str, _DATA_DIRS))}")
+    """The bundled file ``name``; a failure naming it when the package lacks it."""
+    path = BUNDLED_DATA_DIR / name
+    if not path.is_file():
+        pytest.fail(f"bundled market data file {name} is missing from {BUNDLED_DATA_DIR} "
+                    "(a packaging loss)", pytrace=False)
+    return path
 
 
 def _columns(name: str) -> dict[str, np.ndarray]:

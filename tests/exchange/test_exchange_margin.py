@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import assume, given
@@ -15,6 +16,7 @@ from components.exchange.margin import (
     Bracket,
     bracket_for,
     bracket_table,
+    dated_brackets,
     funding_cash_flow,
     isolated_liquidation_price,
     maintenance_margin,
@@ -55,6 +57,35 @@ def test_tables_are_selected_by_date():
 def test_unknown_table_names_the_known_ones():
     with pytest.raises(ConfigError, match=r"'2021-01-01'.*2022-05-21.*2024-10-24"):
         bracket_table("2021-01-01")
+
+
+def _ms(day: str) -> int:
+    return int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+@pytest.mark.parametrize("symbol", ["BTC/USDT:USDT", "ETH/USDT:USDT"])
+def test_by_date_takes_the_latest_table_dated_on_or_before_the_time(symbol):
+    by_date = dated_brackets("by_date", symbol)
+    old, new = BRACKETS_2022_05_21[symbol], BRACKETS_2024_10_24[symbol]
+    assert by_date.at(_ms("2022-01-01")) is old  # before the earliest snapshot: the earliest
+    assert by_date.at(_ms("2022-05-21")) is old
+    assert by_date.at(_ms("2024-10-24") - 1) is old
+    assert by_date.at(_ms("2024-10-24")) is new
+    assert by_date.at(_ms("2026-05-16")) is new
+
+
+def test_a_named_table_is_used_at_every_time():
+    pinned = dated_brackets("2024-10-24", "ETH/USDT:USDT")
+    assert {id(pinned.at(_ms(day))) for day in ("2020-01-01", "2022-06-01", "2026-01-01")} == {
+        id(BRACKETS_2024_10_24["ETH/USDT:USDT"])
+    }
+
+
+def test_an_unknown_bracket_setting_or_symbol_is_refused_by_name():
+    with pytest.raises(ConfigError, match=r"unknown brackets 'latest'; known: by_date, 2022-05-21, 2024-10-24"):
+        dated_brackets("latest", "BTC/USDT:USDT")
+    with pytest.raises(ConfigError, match=r"bracket table '2022-05-21' has no SOL/USDT:USDT; has BTC"):
+        dated_brackets("by_date", "SOL/USDT:USDT")
 
 
 def test_binance_text_examples_match_the_2022_btc_table():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from components.exchange.margin import BRACKETS_2024_10_24, isolated_liquidation_price
+from components.exchange.margin import BRACKETS_2022_05_21, isolated_liquidation_price
 from components.exchange.sim import SimExchange, SimExchangeConfig
 from core.errors import ExchangeError
 from core.records import EntryOrder, ExitOrder, ExitReason
@@ -118,8 +118,8 @@ def test_futures_round_trip_settles_real_funding(futures_market, bar_index, side
     for k in range(i + 1, j):
         payments += exchange.process_bar(k).funding
         expected = isolated_liquidation_price(
-            BRACKETS_2024_10_24[BTC], side, qty, entry_price, margin + position.funding
-        )
+            BRACKETS_2022_05_21[BTC], side, qty, entry_price, margin + position.funding
+        )  # the table in force in March 2024
         assert position.liquidation_price == pytest.approx(expected, rel=1e-12)
     exchange.submit_exit(exit_("x1", BTC))
     events = exchange.process_bar(j)
@@ -292,24 +292,65 @@ def test_amended_stop_above_a_long_fills_at_the_next_open(futures_market, bar_in
     assert (trade.exit_reason, trade.exit_price) == (ExitReason.STOP_LOSS, float(bars.open[i + 1]))
 
 
-def test_mark_to_market_and_close_all_at_the_end_of_data(futures_market):
+def test_futures_equity_is_marked_at_the_mark_close_not_the_last_close(futures_market, bar_index):
+    # 2022-09-21 17:00, the FOMC hour: BTC's last price closed at 19,846.4, its mark at 19,724.73.
+    exchange = SimExchange(SimExchangeConfig(), futures_market, 10_000.0)
+    i, k = bar_index(futures_market, "2022-09-21 12:00"), bar_index(futures_market, "2022-09-21 17:00")
+    data = futures_market.symbols[BTC]
+    last, mark = float(data.bars.close[k]), float(data.mark.close[k])
+    assert (last, round(mark, 2)) == (19_846.4, 19_724.73)
+    start_at(exchange, i)
+    exchange.submit_entry(entry("t1", BTC, 1, 0.5, 5.0))
+    for j in range(i, k + 1):
+        assert not exchange.process_bar(j).closed
+    position = exchange.positions[BTC]
+
+    equity, cash, unrealized = exchange.mark_to_market(k)
+
+    assert unrealized == pytest.approx(0.5 * (mark - position.entry_price), rel=1e-12)
+    assert equity == pytest.approx(cash + position.isolated_margin + unrealized, rel=1e-12)
+    at_last_price = cash + position.isolated_margin + 0.5 * (last - position.entry_price)
+    assert at_last_price - equity == pytest.approx(0.5 * (last - mark), rel=1e-9)  # about 60.8 USDT
+
+
+def test_spot_equity_is_marked_at_the_last_close(spot_market, bar_index):
+    exchange = SimExchange(SimExchangeConfig(), spot_market, 10_000.0)
+    i = bar_index(spot_market, "2022-09-21 12:00")
+    close = spot_market.symbols[BTC_SPOT].bars.close
+    start_at(exchange, i)
+    exchange.submit_entry(entry("t1", BTC_SPOT, 1, 0.2))
+    exchange.process_bar(i)
+    exchange.process_bar(i + 1)
+    position = exchange.positions[BTC_SPOT]
+
+    equity, cash, unrealized = exchange.mark_to_market(i + 1)
+
+    assert unrealized == pytest.approx(0.2 * (float(close[i + 1]) - position.entry_price), rel=1e-12)
+    assert equity == pytest.approx(cash + 0.2 * float(close[i + 1]), rel=1e-12)
+
+
+def test_close_all_at_the_end_of_data_fills_at_the_last_price_close(futures_market):
     exchange = SimExchange(SimExchangeConfig(), futures_market, 100_000.0)
     last = len(futures_market) - 1
+    data = futures_market.symbols[ETH]
+    close, mark = float(data.bars.close[last]), float(data.mark.close[last])
+    assert close != mark  # 2,177.87 against 2,177.98457
     start_at(exchange, last)
     exchange.submit_entry(entry("t1", ETH, -1, 2.0, 4.0))
     exchange.process_bar(last)
     position = exchange.positions[ETH]
-    close = float(futures_market.symbols[ETH].bars.close[last])
-    unrealized = -2.0 * (close - position.entry_price)
     equity, cash, pnl = exchange.mark_to_market(last)
-    assert (cash, pnl) == (exchange.cash, pytest.approx(unrealized))
-    assert equity == pytest.approx(cash + position.isolated_margin + unrealized)
+    assert (cash, pnl) == (exchange.cash, pytest.approx(-2.0 * (mark - position.entry_price), rel=1e-12))
+    assert equity == pytest.approx(cash + position.isolated_margin + pnl, rel=1e-12)
 
     events = exchange.close_all(last, ExitReason.END_OF_DATA)
+
     trade = events.closed[0]
     assert (trade.exit_reason, trade.exit_price) == (ExitReason.END_OF_DATA, close)
     assert trade.exit_ts == int(futures_market.ts[last]) + futures_market.timeframe_ms
-    assert exchange.cash == pytest.approx(equity - 2.0 * close * 0.0005)
+    returned = position.isolated_margin - 2.0 * (close - position.entry_price) - 2.0 * close * 0.0005
+    assert exchange.cash == pytest.approx(cash + returned, rel=1e-12)
+    assert exchange.positions == {} and exchange.mark_to_market(last) == (exchange.cash, exchange.cash, 0.0)
 
 
 def test_bars_must_be_processed_in_order(futures_market):
@@ -332,26 +373,78 @@ def test_malformed_orders_raise(futures_market):
     assert exchange.pending_orders() == ()
 
 
-def test_config_is_strict_and_names_known_bracket_tables():
+def test_config_is_strict_and_names_known_bracket_settings():
     assert SimExchangeConfig().model_dump() == {
         "spot_taker_fee": 0.001, "futures_taker_fee": 0.0005, "slippage_bps": 0.0,
-        "brackets": "2024-10-24", "max_leverage": 5.0,
+        "brackets": "by_date", "max_leverage": 5.0,
     }
     with pytest.raises(ValidationError, match="extra"):
         SimExchangeConfig(taker_fee=0.001)
-    with pytest.raises(ValidationError, match="2022-05-21, 2024-10-24|2024-10-24, 2022-05-21"):
+    with pytest.raises(ValidationError, match=r"unknown brackets '2020-01-01'; known: by_date, 2022-05-21, 2024-10-24"):
         SimExchangeConfig(brackets="2020-01-01")
 
 
-def test_the_dated_bracket_table_in_the_config_sets_the_liquidation_price(futures_market):
-    # 2 ETH ~ 7,000 USDT: MMR 0.5 % in the 2022-05-21 table, 0.4 % in 2024-10-24's.
+def long_liquidation(entry_price, qty, wallet, mmr, cum):
+    """FUTURES.md §3.2, one-way isolated long: LP = (EP - WB/Q - cum/Q) / (1 - MMR)."""
+    return (entry_price - wallet / qty - cum / qty) / (1 - mmr)
+
+
+# 20 ETH at 5x: the liquidation notional is about 31,000-41,000 USDT. FUTURES.md §5: the 2022-05-21
+# table puts that in tier 2 (10,000-100,000: MMR 0.65 %, cum 15), the 2024-10-24 table in tier 1
+# (0-50,000: MMR 0.4 %, cum 0).
+TIER_2022, TIER_2024 = (0.0065, 15.0), (0.004, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("opened_at", "tier"),
+    [("2022-06-01 00:00", TIER_2022), ("2025-06-02 00:00", TIER_2024)],
+    ids=["2022 position, 2022-05-21 table", "2025 position, 2024-10-24 table"],
+)
+def test_by_date_uses_the_bracket_table_in_force_at_entry(futures_market, bar_index, opened_at, tier):
+    exchange = SimExchange(SimExchangeConfig(), futures_market, 100_000.0)
+    i = bar_index(futures_market, opened_at)
+    start_at(exchange, i)
+    exchange.submit_entry(entry("t1", ETH, 1, 20.0, 5.0))
+    exchange.process_bar(i)
+    position = exchange.positions[ETH]
+
+    expected = long_liquidation(position.entry_price, 20.0, position.isolated_margin, *tier)
+    assert position.liquidation_price == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_named_table_applies_to_every_date_for_what_if_runs(futures_market, bar_index):
     prices = {}
-    for table in ("2022-05-21", "2024-10-24"):
-        exchange = SimExchange(SimExchangeConfig(brackets=table), futures_market, 10_000.0)
-        exchange.submit_entry(entry("t1", ETH, 1, 2.0, 5.0))
-        exchange.process_bar(0)
+    for setting in ("by_date", "2024-10-24", "2022-05-21"):
+        exchange = SimExchange(SimExchangeConfig(brackets=setting), futures_market, 100_000.0)
+        i = bar_index(futures_market, "2022-06-01 00:00")
+        start_at(exchange, i)
+        exchange.submit_entry(entry("t1", ETH, 1, 20.0, 5.0))
+        exchange.process_bar(i)
         position = exchange.positions[ETH]
-        prices[table] = position.liquidation_price
-        mmr = 0.005 if table == "2022-05-21" else 0.004
-        assert prices[table] == pytest.approx(position.entry_price * (1 - 1 / 5) / (1 - mmr))
-    assert prices["2022-05-21"] > prices["2024-10-24"]
+        prices[setting] = position.liquidation_price
+    pinned = long_liquidation(position.entry_price, 20.0, position.isolated_margin, *TIER_2024)
+    assert prices["2024-10-24"] == pytest.approx(pinned, rel=1e-12)
+    assert prices["by_date"] == prices["2022-05-21"] > prices["2024-10-24"]
+
+
+def test_a_settlement_after_a_table_change_recomputes_with_the_new_table(futures_market, bar_index):
+    # Opened 2024-10-23 17:00 under the 2022-05-21 table; the next settlement, 2024-10-24 00:00,
+    # falls on the 2024-10-24 table's date.
+    exchange = SimExchange(SimExchangeConfig(), futures_market, 100_000.0)
+    i = bar_index(futures_market, "2024-10-23 17:00")
+    settlement = bar_index(futures_market, "2024-10-24 00:00")
+    start_at(exchange, i)
+    exchange.submit_entry(entry("t1", ETH, 1, 20.0, 5.0))
+    exchange.process_bar(i)
+    position = exchange.positions[ETH]
+    wallet = position.isolated_margin
+    before = long_liquidation(position.entry_price, 20.0, wallet, *TIER_2022)
+    for k in range(i + 1, settlement):
+        assert not exchange.process_bar(k).funding
+        assert position.liquidation_price == pytest.approx(before, rel=1e-12)
+
+    paid = exchange.process_bar(settlement).funding
+
+    assert len(paid) == 1 and position.isolated_margin == pytest.approx(wallet + paid[0].amount)
+    after = long_liquidation(position.entry_price, 20.0, position.isolated_margin, *TIER_2024)
+    assert position.liquidation_price == pytest.approx(after, rel=1e-12)
