@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Callable
+from fractions import Fraction
 from functools import cache
 
 import numpy as np
 import pytest
 import talib
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from components import indicators as ind
@@ -45,48 +48,97 @@ INDICATORS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 }
 
 
-@pytest.mark.parametrize("n", [2, 5, 20, 50, 200])
-def test_sma_matches_talib(n: int) -> None:
+def assert_equals_talib_fma_build(ours: np.ndarray, talib_out: np.ndarray) -> None:
+    """TA-Lib 0.8 picks its ATR and EMA builds at run time: fused multiply-adds on CPUs with FMA
+    (x86-64 FMA3), which ours reproduce bit for bit; its unfused build rounds each step twice."""
+    from numpy._core._multiarray_umath import __cpu_features__  # numpy's own CPU probe
+
+    if __cpu_features__.get("FMA3"):
+        np.testing.assert_array_equal(ours, talib_out)
+    else:
+        np.testing.assert_allclose(ours, talib_out, rtol=1e-13, equal_nan=True)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 20, 50, 200])
+def test_sma_equals_talib_bit_for_bit_over_the_whole_history(n: int) -> None:
     close = btc_1h().close
-    np.testing.assert_allclose(ind.sma(close, n), talib.SMA(close, n), rtol=1e-9, equal_nan=True)
+    np.testing.assert_array_equal(ind.sma(close, n), talib.SMA(close, n))
 
 
 @pytest.mark.parametrize("n", [2, 9, 21, 50, 200])
-def test_ema_matches_talib_sma_seed_and_all(n: int) -> None:
+def test_ema_equals_talib_bit_for_bit_sma_seed_and_all(n: int) -> None:
     close = btc_1h().close
     ours = ind.ema(close, n)
-    np.testing.assert_allclose(ours, talib.EMA(close, n), rtol=1e-9, equal_nan=True)
+    assert_equals_talib_fma_build(ours, talib.EMA(close, n))
     assert ours[n - 1] == pytest.approx(close[:n].mean(), rel=1e-12)
 
 
-def test_true_range_matches_talib() -> None:
-    np.testing.assert_allclose(ind.true_range(*hlc()), talib.TRANGE(*hlc()), rtol=1e-9, equal_nan=True)
+def test_true_range_equals_talib_bit_for_bit() -> None:
+    np.testing.assert_array_equal(ind.true_range(*hlc()), talib.TRANGE(*hlc()))
 
 
 @pytest.mark.parametrize("n", [1, 2, 14, 50])
-def test_atr_matches_talib_wilder_seeded_with_the_mean_true_range(n: int) -> None:
+def test_atr_equals_talib_bit_for_bit_wilder_seeded_with_the_mean_true_range(n: int) -> None:
     ours = ind.atr(*hlc(), n)
-    np.testing.assert_allclose(ours, talib.ATR(*hlc(), n), rtol=1e-9, equal_nan=True)
+    assert_equals_talib_fma_build(ours, talib.ATR(*hlc(), n))
     assert np.isnan(ours[n - 1]) and ours[n] == pytest.approx(ind.true_range(*hlc())[1 : n + 1].mean())
 
 
 @pytest.mark.parametrize("n", [2, 6, 14, 30])
-def test_rsi_matches_talib(n: int) -> None:
+def test_rsi_equals_talib_bit_for_bit(n: int) -> None:
     close = btc_1h().close
-    np.testing.assert_allclose(ind.rsi(close, n), talib.RSI(close, n), rtol=1e-9, equal_nan=True)
+    np.testing.assert_array_equal(ind.rsi(close, n), talib.RSI(close, n))
 
 
 def test_indicators_of_indicators_skip_leading_nans_like_talib() -> None:
     atr14 = talib.ATR(*hlc(), 14)
-    np.testing.assert_allclose(ind.ema(atr14, 10), talib.EMA(atr14, 10), rtol=1e-9, equal_nan=True)
-    np.testing.assert_allclose(ind.rsi(atr14, 10), talib.RSI(atr14, 10), rtol=1e-9, equal_nan=True)
-    np.testing.assert_allclose(ind.sma(atr14, 10), talib.SMA(atr14, 10), rtol=1e-9, equal_nan=True)
+    assert_equals_talib_fma_build(ind.ema(atr14, 10), talib.EMA(atr14, 10))
+    np.testing.assert_array_equal(ind.rsi(atr14, 10), talib.RSI(atr14, 10))
+    np.testing.assert_array_equal(ind.sma(atr14, 10), talib.SMA(atr14, 10))
 
 
 def test_rsi_of_a_flat_market_is_zero_as_in_talib() -> None:
     flat = np.full(50, 101.5)
     np.testing.assert_array_equal(ind.rsi(flat, 14), talib.RSI(flat, 14))
     assert ind.rsi(flat, 14)[20] == 0.0
+
+
+def test_rsi_of_a_coin_priced_in_fractions_of_a_cent_is_not_zero_as_in_talib_0_8() -> None:
+    rising = 1e-6 + 1e-10 * np.arange(30.0)  # average moves far below 1e-8, all gains
+    np.testing.assert_array_equal(ind.rsi(rising, 14), talib.RSI(rising, 14))
+    assert ind.rsi(rising, 14)[-1] == 100.0
+
+
+def test_a_nan_inside_the_input_spoils_only_the_sma_windows_that_hold_it() -> None:
+    x = btc_1h().close[:300].copy()
+    x[100] = np.nan
+    ours = ind.sma(x, 20)
+    assert np.isnan(ours[100:120]).all() and not np.isnan(ours[120:]).any()
+    np.testing.assert_array_equal(ours[:100], talib.SMA(x[:100], 20))
+    np.testing.assert_array_equal(ours[101:], talib.SMA(x[101:], 20))  # restarted after the NaN
+
+
+@pytest.mark.parametrize("name", ["ema", "atr", "rsi"])
+def test_a_nan_inside_the_input_stays_nan_in_the_recursive_filters(name: str) -> None:
+    h, lo, c = (a[:300].copy() for a in hlc())
+    c[100] = np.nan
+    out = INDICATORS[name](h, lo, c)
+    assert not np.isnan(out[20:100]).any() and np.isnan(out[101:]).all()
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@given(x=finite, y=st.floats(min_value=-1.0, max_value=1.0), z=finite)
+def test_a_fused_step_is_the_exact_result_rounded_once(x: float, y: float, z: float) -> None:
+    exact = Fraction(x) * Fraction(y) + Fraction(z)
+    assume(abs(exact) <= Fraction(sys.float_info.max))
+    assert ind._Factor(y).fused(x, z) == float(exact)  # float(Fraction) rounds correctly
+
+
+def test_a_fused_step_carries_nan_and_infinity() -> None:
+    assert math.isnan(ind._Factor(0.5).fused(math.nan, 1.0))
+    assert ind._Factor(0.5).fused(1.0, math.inf) == math.inf
 
 
 def test_zscore_matches_talib_mean_and_population_stddev() -> None:
