@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,11 @@ def summarize(ledger_path: Path) -> dict[str, Any]:
         transitions = _rows(con, "SELECT ts, agent, source, dest, trigger, reason FROM transitions ORDER BY ts")
         funding = _rows(con, "SELECT agent, sum(paid) AS paid, sum(received) AS received "
                              "FROM funding_summary GROUP BY agent")
+        issues = _rows(con, "SELECT kind, count(*) AS n FROM data_issues GROUP BY kind ORDER BY kind")
     finally:
         con.close()
-    out: dict[str, Any] = {"ledger": str(ledger_path), "agents": {}}
+    out: dict[str, Any] = {"ledger": str(ledger_path), "agents": {},
+                           "data_issues": {i["kind"]: int(i["n"]) for i in issues}}
     for row in summary:
         agent = row["agent"]
         out["agents"][agent] = {
@@ -84,8 +87,18 @@ def render(summary: dict[str, Any], run_dir: Path, max_transitions: int = 25) ->
         lines += [f"    {t['ts']}  {t['source']} -> {t['dest']}  {t['reason']}" for t in notable[:max_transitions]]
         if len(notable) > max_transitions:
             lines.append(f"    ... {len(notable) - max_transitions} more: ratchet-ledger {run_dir} --view breaker")
+    lines.append(_data_issues_line(summary.get("data_issues", {}), run_dir))
     lines += [f"run folder: {run_dir}", f"ledger:     {summary['ledger']}"]
     return "\n".join(lines)
+
+
+def _data_issues_line(issues: dict[str, int], run_dir: Path) -> str:
+    """Gaps and duplicates the loader skipped (market.on_gap=skip), counted by kind, and where to read them."""
+    if not issues:
+        return "data issues: none"
+    counts = ", ".join(f"{n} {kind}" for kind, n in issues.items())
+    query = shlex.quote("SELECT * FROM data_issues")
+    return f"data issues: {counts}; read them: ratchet-ledger {shlex.quote(str(run_dir))} --sql {query}"
 
 
 def write_summary(summary: dict[str, Any], run_dir: Path) -> Path:
