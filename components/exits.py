@@ -45,11 +45,14 @@ class AtrExits(Component):
     Config = AtrExitsConfig
     config: AtrExitsConfig
 
-    def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
-        self._atr = {s: shared[s]["atr"] for s in market.symbols}
+    def __init__(self, name: str, config: BaseModel):
+        super().__init__(name, config)
         self._last_regime: dict[str, int] = {}
         self._initial_risk: dict[str, float] = {}  # trade_id -> |entry - initial stop|
         self._at_breakeven: set[str] = set()
+
+    def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
+        self._atr = {s: shared[s]["atr"] for s in market.symbols}
 
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         atr = self._atr[d.symbol][d.i]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.indicators import atr, ema, rsi
@@ -30,7 +29,6 @@ class IndicatorFeatures(Component):
 
     def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
         c = self.config
-        ready = 0
         for symbol, data in market.symbols.items():
             b = data.bars
             series = {
@@ -39,11 +37,8 @@ class IndicatorFeatures(Component):
                 "atr": atr(b.high, b.low, b.close, c.atr_period),
                 "rsi": rsi(b.close, c.rsi_period),
             }
-            for values in series.values():
-                finite = np.flatnonzero(np.isfinite(values))
-                ready = max(ready, int(finite[0]) + 1 if finite.size else len(values))
             shared.setdefault(symbol, {}).update({k: v.tolist() for k, v in series.items()})
-        self._ready = ready
 
-    def ready_index(self) -> int:
-        return self._ready
+    def warmup_bars(self, timeframe_ms: int) -> int:
+        c = self.config  # SMA-seeded EMA: first value at n - 1; Wilder ATR and RSI at n
+        return max(c.ema_fast, c.ema_slow, c.atr_period + 1, c.rsi_period + 1)

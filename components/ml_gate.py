@@ -14,7 +14,10 @@ Learning runs on the agent's clock, inline in replay (deterministic):
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,6 +45,21 @@ class EpsilonDraw:
 
     def take(self) -> bool:
         return bool(self._rng.random() < self.epsilon)
+
+
+@dataclass(frozen=True)
+class _Training:
+    """A retrain requested at bar close ``requested_at``; ``live_from`` is set when resuming."""
+
+    requested_at: int
+    wall_started: float
+    future: Future[tuple[ModelRecord, bool, dict[str, float]]]
+    live_from: int | None
+
+    def ready(self, now: int) -> bool:
+        if self.live_from is not None:
+            return now >= self.live_from
+        return self.future.done()
 
 
 class MLGateConfig(BaseModel):
@@ -78,39 +96,71 @@ class MLGate(Component):
     Config = MLGateConfig
     config: MLGateConfig
 
-    def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
-        self._bars: dict[str, Bars] = {s: d.bars for s, d in market.symbols.items()}
-        self._closes = {s: b.close.tolist() for s, b in self._bars.items()}
-        self._ts = market.ts
-        self._tf = market.timeframe_ms
+    def __init__(self, name: str, config: BaseModel):
+        super().__init__(name, config)
         self._retrainer = Retrainer(self.config.retrainer)
         self._registry: ModelRegistry | None = None
         self._live: EnsembleVersion | None = None
         self._live_version: str | None = None
         self._span_start = 0
+        self._span_end = 0  # the live version scores bars [span_start, span_end) as they arrive
         self._probs: dict[str, np.ndarray] = {}
-        first_close = int(market.ts[0]) + self._tf if len(market.ts) else 0
-        self._next_retrain = first_close + int(self.config.retrainer.window_days * DAY_MS)
+        self._next_retrain: int | None = None
+        self._training: _Training | None = None  # a retrain started and not yet swapped in
         self.threshold = self.config.threshold
         self._gated: deque[bool] = deque(maxlen=self.config.lookback_trades)
         self._epsilon: EpsilonDraw | None = None
-        horizon = self.config.retrainer.horizon
-        self._horizon = horizon
+        self._horizon = self.config.retrainer.horizon
         self._log_fee = self.config.retrainer.fee
+
+    def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
+        self._bars: dict[str, Bars] = {s: d.bars for s, d in market.symbols.items()}
+        self._closes = {s: b.close.tolist() for s, b in self._bars.items()}
+        self._ts = market.ts
+        self._tf = market.timeframe_ms
+        if self._next_retrain is None and len(market.ts):  # the first model: once a window of history exists
+            first_close = int(market.ts[0]) + self._tf
+            self._next_retrain = first_close + int(self.config.retrainer.window_days * DAY_MS)
+
+    def warmup_bars(self, timeframe_ms: int) -> int:
+        """A training window of history: the first model is trained once it has passed."""
+        return int(math.ceil(self.config.retrainer.window_days * DAY_MS / timeframe_ms))
 
     # --- learning on the clock --------------------------------------------------------------
     def on_clock(self, i: int, now: int, ctx: AgentContext) -> None:
         if self._epsilon is None:
             self._epsilon = EpsilonDraw(self.config.epsilon, ctx.seed)
             self._registry = ModelRegistry(ctx.artifacts_dir / "models")
-        if now >= self._next_retrain:
-            self._retrain(i, now, ctx)
+        if self._next_retrain is not None and now >= self._next_retrain:
+            self._training = self._start_training(now, ctx)
             self._next_retrain = now + int(self.config.retrain_every_days * DAY_MS)
+        if self._training is not None and self._training.ready(now):
+            training, self._training = self._training, None
+            self._swap_in(i, now, training, ctx)
         self._resolve(i, ctx)
 
-    def _retrain(self, i: int, now: int, ctx: AgentContext) -> None:
+    def _start_training(self, now: int, ctx: AgentContext) -> _Training:
+        """Train beside the loop (paper, live) or inline (replay). A resumed run reuses the version
+        it trained at this bar and swaps it in at the bar it went live at the first time."""
         assert self._registry is not None
-        record, promoted, metrics = self._train_or_reuse(now)
+        for record in self._registry.records():
+            if record.train_end == now and record.status != "candidate":
+                done: Future[tuple[ModelRecord, bool, dict[str, float]]] = Future()
+                done.set_result((record, record.status in ("champion", "retired"), dict(record.metrics)))
+                return _Training(now, time.perf_counter(), done, record.live_from)
+        retrainer, bars, registry = self._retrainer, dict(self._bars), self._registry
+
+        def train() -> tuple[ModelRecord, bool, dict[str, float]]:
+            result = retrainer.retrain(bars, now, registry)
+            return result.record, result.promoted, result.metrics
+
+        return _Training(now, time.perf_counter(), ctx.learn(train), None)
+
+    def _swap_in(self, i: int, now: int, training: _Training, ctx: AgentContext) -> None:
+        assert self._registry is not None
+        record, promoted, metrics = training.future.result()
+        if record.live_from is None:
+            record = self._registry.mark_live_from(record.version, now)
         path = (self._registry.root / record.path).relative_to(ctx.artifacts_dir)
         ctx.record("models", {"version": record.version, "path": str(path),
                               "sha256": record.sha256, "train_start": record.train_start,
@@ -121,33 +171,40 @@ class MLGate(Component):
         if promoted:
             self._live = self._registry.load(record.version)
             self._live_version = record.version
+        evidence = {"gate": metrics, "train_start": record.train_start, "train_end": record.train_end,
+                    "requested_at": training.requested_at, "live_from": now}
+        if not ctx.learns_inline:  # beside the loop: how long it took (wall clock, so never in replay)
+            evidence["wall_seconds"] = round(time.perf_counter() - training.wall_started, 3)
         ctx.adjust("model_retrain", {"champion": before},
                    {"champion": self._live_version, "challenger": record.version, "promoted": promoted},
-                   record.reason, {"gate": metrics, "train_start": record.train_start,
-                                   "train_end": record.train_end})
+                   record.reason, evidence)
         if self._live is not None:
             self._score_span(i)
-
-    def _train_or_reuse(self, now: int) -> tuple[ModelRecord, bool, dict[str, float]]:
-        """A resumed run finds the version it trained at this bar in the registry and reuses it."""
-        assert self._registry is not None
-        for record in self._registry.records():
-            if record.train_end == now and record.status != "candidate":
-                return record, record.status in ("champion", "retired"), dict(record.metrics)
-        result = self._retrainer.retrain(self._bars, now, self._registry)
-        return result.record, result.promoted, result.metrics
 
     def _score_span(self, i: int) -> None:
         """The live version's member probabilities for the bars until the next retrain, batched."""
         assert self._live is not None
         span = int(math.ceil(self.config.retrain_every_days * DAY_MS / self._tf)) + 1
-        end = min(len(self._ts), i + span)
-        self._span_start = i
-        self._probs = {s: score_span_members(self._live, b, i, end) for s, b in self._bars.items()}
+        self._span_start, self._span_end = i, i + span
+        self._probs = {s: np.empty((0, len(self._live.members))) for s in self._bars}
+        self._score_known_bars()
+
+    def _score_known_bars(self) -> None:
+        """Score the span's bars known so far: all at once in replay, as they close in paper and live."""
+        assert self._live is not None
+        for symbol, bars in self._bars.items():
+            done = self._span_start + len(self._probs[symbol])
+            end = min(len(bars), self._span_end)
+            if end > done:
+                self._probs[symbol] = np.concatenate(
+                    [self._probs[symbol], score_span_members(self._live, bars, done, end)])
 
     def _member_probs(self, symbol: str, i: int) -> np.ndarray | None:
         probs = self._probs.get(symbol)
         k = i - self._span_start
+        if probs is not None and k >= len(probs) and i < self._span_end:
+            self._score_known_bars()
+            probs = self._probs[symbol]
         if probs is None or not 0 <= k < len(probs) or np.isnan(probs[k]).any():
             return None
         return probs[k]

@@ -47,11 +47,14 @@ class RegimeDetector(Component):
     Config = RegimeDetectorConfig
     config: RegimeDetectorConfig
 
+    def __init__(self, name: str, config: BaseModel):
+        super().__init__(name, config)
+        self._last: dict[str, tuple[int, int]] = {}  # the labels last reported per symbol
+
     def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
         c = self.config
         self._vol: dict[str, list[int]] = {}
         self._trend: dict[str, list[int]] = {}
-        self._last: dict[str, tuple[int, int]] = {}
         for symbol, data in market.symbols.items():
             b = data.bars
             vol = volatility_regime(b.high, b.low, b.close, atr_period=c.atr_period,
@@ -60,10 +63,10 @@ class RegimeDetector(Component):
             self._vol[symbol] = _debounce(vol, c.min_bars)
             self._trend[symbol] = _debounce(trend, c.min_bars)
             shared.setdefault(symbol, {}).update(vol_regime=self._vol[symbol], trend_regime=self._trend[symbol])
-        self._ready = max(c.vol_lookback + c.atr_period, c.trend_slow)
 
-    def ready_index(self) -> int:
-        return self._ready
+    def warmup_bars(self, timeframe_ms: int) -> int:
+        c = self.config
+        return max(c.vol_lookback + c.atr_period, c.trend_slow)
 
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         vol, trend = self._vol[d.symbol][d.i], self._trend[d.symbol][d.i]

@@ -51,10 +51,9 @@ class EmaCrossSignal(Component):
                     cross[i] = 1 if a[i] else -1
             self._cross[symbol] = cross
             self._rsi[symbol] = rsi(data.bars.close, c.rsi_period).tolist()
-        self._ready = c.slow
 
-    def ready_index(self) -> int:
-        return self._ready
+    def warmup_bars(self, timeframe_ms: int) -> int:
+        return self.config.slow  # both EMAs on this bar and the one before: a cross can be seen
 
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         cross = self._cross[d.symbol][d.i]

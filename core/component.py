@@ -8,9 +8,11 @@ Each pairs with a pydantic ``Config`` (``KellySizerConfig`` builds ``KellySizer`
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -23,6 +25,9 @@ if TYPE_CHECKING:
     from core.facts import AgentFacts
     from core.market import MarketData
     from core.records import ClosedTrade, Position
+
+
+T = TypeVar("T")
 
 
 class Stage(IntEnum):
@@ -83,6 +88,14 @@ class AgentContext(Protocol):
     def amend_protection(self, symbol: str, stop_price: float | None,
                          take_profit_price: float | None) -> None: ...
 
+    @property
+    def learns_inline(self) -> bool:
+        """True in replay: learning jobs finish inside the bar that starts them (deterministic)."""
+
+    def learn(self, job: Callable[[], T]) -> Future[T]:
+        """Run a learning job: inline in replay; beside the loop in paper and live, so a retrain
+        never delays a bar. Poll the future on later bars and swap the result in when done."""
+
 
 class Component:
     """Base class: subclasses set ``stage`` and ``Config`` and override the hooks they need."""
@@ -95,10 +108,14 @@ class Component:
         self.config = config
 
     def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
-        """Causal precomputation over whole arrays; ``shared[symbol]`` holds series for others."""
+        """Causal precomputation over whole arrays; ``shared[symbol]`` holds series for others.
 
-    def ready_index(self) -> int:
-        """First bar index at which this component has the history it needs."""
+        Called again whenever the market grows at its end (paper, live), so it only derives
+        arrays from bars: learned state lives in attributes set in ``__init__`` or by the hooks.
+        """
+
+    def warmup_bars(self, timeframe_ms: int) -> int:
+        """Bars of history this component needs before its first decision (from its config)."""
         return 0
 
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
@@ -114,8 +131,9 @@ class Component:
         """Return learned risk to its conservative default (state ``on_enter: reset_risk``)."""
 
 
-def build_component(name: str, decl: dict[str, Any], where: str) -> Component:
-    """Instantiate ``{_target_: module.Class, **params}`` with params validated by ``Class.Config``."""
+def declared_target(decl: dict[str, Any], where: str, base: type) -> tuple[type, BaseModel]:
+    """``{_target_: module.Class, **params}``: the class (a subclass of ``base``) and its params
+    validated by ``Class.Config``; every mistake is a ConfigError naming ``where``."""
     params = dict(decl)
     target = params.pop("_target_", None)
     if not isinstance(target, str) or "." not in target:
@@ -125,10 +143,16 @@ def build_component(name: str, decl: dict[str, Any], where: str) -> Component:
         cls = getattr(importlib.import_module(module_name), cls_name)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"{where}._target_: cannot import {target!r} ({exc})") from None
-    if not (isinstance(cls, type) and issubclass(cls, Component)):
-        raise ConfigError(f"{where}._target_: {target!r} is not a Ratchet component")
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ConfigError(f"{where}._target_: {target!r} is not a Ratchet {base.__name__.lower()}")
     try:
         config = cls.Config.model_validate(params)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, where)) from None
+    return cls, config
+
+
+def build_component(name: str, decl: dict[str, Any], where: str) -> Component:
+    """Instantiate a declared component with its validated config."""
+    cls, config = declared_target(decl, where, Component)
     return cls(name, config)

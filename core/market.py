@@ -56,7 +56,11 @@ class SymbolData:
 
 @dataclass(frozen=True)
 class MarketData:
-    """Every symbol of one market on one shared bar index ``ts``."""
+    """Every symbol of one market on one shared bar index ``ts``.
+
+    Bars before ``trade_from`` are warm-up history: components read them, the agent does not
+    decide on them (a replay window that starts at ``market.start`` trades from its first bar).
+    """
 
     kind: MarketKind
     timeframe: str
@@ -64,6 +68,7 @@ class MarketData:
     ts: np.ndarray
     symbols: dict[str, SymbolData]
     issues: tuple[DataIssue, ...] = ()
+    trade_from: int = 0
 
     def __len__(self) -> int:
         return len(self.ts)

@@ -9,25 +9,31 @@ conservative defaults through the declared ``component_failed`` transition; the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from components.exchange.sim import SimExchange
 from components.sizing import size_position
 from core.component import Component, Decision
 from core.errors import ComponentError, ConfigError, ExchangeError
 from core.facts import AgentFacts
 from core.market import MarketData
+from core.protocols import Exchange
 from core.records import BarEvents, EntryOrder, ExitOrder, ExitReason
 from machine.builder import AgentMachine, Fired
 from machine.config import AgentConfig
 from machine.guards import GUARDS
+from machine.learning import BackgroundLearning, InlineLearning
 from machine.recorder import Recorder
+
+T = TypeVar("T")
 
 
 class Agent:
     def __init__(self, config: AgentConfig, components: dict[str, Component], market: MarketData,
-                 exchange: SimExchange, recorder: Recorder, *, artifacts_dir: Path, seed: int):
+                 exchange: Exchange, recorder: Recorder, *, artifacts_dir: Path, seed: int,
+                 learning: InlineLearning | BackgroundLearning | None = None):
         config.machine.check_references(set(GUARDS), set(components), f"agent({config.name})")
         self.name = config.name
         self.config = config
@@ -39,9 +45,7 @@ class Agent:
         self.facts = AgentFacts()
         self.shared: dict[str, dict[str, Any]] = {}
         self._symbols = list(market.symbols)
-        self._closes = {s: d.bars.close.tolist() for s, d in market.symbols.items()}
-        self._ts = market.ts.tolist()
-        self._tf = market.timeframe_ms
+        self._see(market)
         self._order_seq = 0
         self._now = 0
         self._pipelines = {
@@ -50,6 +54,7 @@ class Agent:
         }
         self.artifacts_dir = artifacts_dir
         self.seed = seed
+        self.learning = learning or InlineLearning()
         used = [components[n] for n in dict.fromkeys(c for spec in config.machine.states.values()
                                                       for c in spec.components)]
         self._scheduled = [c for c in used if type(c).on_clock is not Component.on_clock]
@@ -70,13 +75,35 @@ class Agent:
                          take_profit_price: float | None) -> None:
         self.exchange.amend_protection(symbol, stop_price=stop_price, take_profit_price=take_profit_price)
 
+    @property
+    def learns_inline(self) -> bool:
+        return self.learning.inline
+
+    def learn(self, job: Callable[[], T]) -> Future[T]:
+        return self.learning.submit(job)
+
     # --- lifecycle --------------------------------------------------------------------------
     def prepare(self) -> int:
         """Precompute every component; returns the first bar with enough history."""
+        self._prepare_components()
+        start = self.market.trade_from
+        self.facts.enter_state(self.machine.state, self._ts[start] if start < len(self._ts) else 0)
+        return max((c.warmup_bars(self._tf) for c in self.components.values()), default=0)
+
+    def extend(self, market: MarketData) -> None:
+        """The feed's market grew at its end (paper, live): components see the new bars."""
+        self._see(market)
+        self._prepare_components()
+
+    def _see(self, market: MarketData) -> None:
+        self.market = market
+        self._closes = {s: d.bars.close.tolist() for s, d in market.symbols.items()}
+        self._ts = market.ts.tolist()
+        self._tf = market.timeframe_ms
+
+    def _prepare_components(self) -> None:
         for c in sorted(self.components.values(), key=lambda c: c.stage):
             c.prepare(self.market, self.shared)
-        self.facts.enter_state(self.machine.state, self._ts[0] if self._ts else 0)
-        return max((c.ready_index() for c in self.components.values()), default=0)
 
     def on_bar(self, i: int, events: BarEvents, ready_index: int, *, last: bool = False) -> None:
         """One bar; on the ``last`` bar of the data, what is still open is closed at its close."""
@@ -176,18 +203,21 @@ class Agent:
                 self._submit_exit(symbol, pos.side, pos.qty, ExitReason.SIGNAL)
             return
         if d.entry and d.mode == "epsilon":
-            self._enter_exploring_by_draw()
+            self._explore_by_draw()
         if d.entry and (d.risk_fraction is not None or d.cash_fraction is not None):
             try:
                 self._submit_entry(d, equity)
             except (ComponentError, ExchangeError) as exc:
                 self._fail("sizing", symbol, exc)
 
-    def _enter_exploring_by_draw(self) -> None:
-        """An epsilon draw took a rejected signal: the machine explores for this decision."""
+    def _explore_by_draw(self) -> None:
+        """An epsilon draw took a rejected signal: the machine's epsilon trigger fires for it."""
         self.facts.epsilon_drawn = True
-        fired = self.machine.force("explore_epsilon", self.facts)
+        self._fire_role(self.config.machine.roles.epsilon)
         self.facts.epsilon_drawn = False
+
+    def _fire_role(self, trigger: str | None) -> None:
+        fired = self.machine.force(trigger, self.facts) if trigger is not None else None
         if fired is not None:
             self._on_fired(fired, self._now)
 
@@ -197,9 +227,7 @@ class Agent:
                                  {"state": "conservative defaults"}, why,
                                  {"component": component, "symbol": symbol, "error": str(exc)})
         self.facts.failure = why
-        fired = self.machine.force("fall_back", self.facts)
-        if fired is not None:
-            self._on_fired(fired, self._now)
+        self._fire_role(self.config.machine.roles.fallback)
         self.facts.failure = None
 
     def _next_id(self) -> str:

@@ -1,7 +1,11 @@
-"""The replay engine: one process, one agent, bars in time order on a simulated clock.
+"""The engine: one process, one agent, bars in time order from a Feed, orders to an Exchange.
 
-Feed (bundled bars), Exchange (sim) and Clock (bar close times) are the parts that change
-between replay, paper and live; the agent, its components and the ledger stay the same.
+The mode (``conf/mode``) builds the Feed, Exchange and Clock; the engine knows only their
+protocols. Replay's feed knows every bar at start and its clock never waits; paper and live
+feeds grow as the exchange's clock passes each bar close, and the loop waits for them.
+
+A run folder whose ledger holds bars of this run resumes after the last committed bar: the run
+is deterministic, so the bars before it are recomputed in memory, unwritten.
 """
 
 from __future__ import annotations
@@ -9,21 +13,23 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.exchange.sim import SimExchange
-from components.market.loader import load_market
-from core.component import build_component
-from core.errors import ConfigError
+from components.market.timeframes import timeframe_ms
+from core.component import Component, build_component
 from core.facts import AgentFacts
 from core.market import MarketData
+from core.protocols import Exchange, Feed
 from ledger.writer import Ledger
 from machine import operator
 from machine.agent import Agent
 from machine.config import RunConfig
+from machine.modes import Mode, build_mode
 from machine.recorder import Recorder
+from machine.run_folder import LEDGER_FILE, claim
 
 
 @dataclass(frozen=True)
@@ -35,87 +41,173 @@ class RunResult:
     seconds: float
     resumed_from_bar: int | None
     facts: AgentFacts | None = None  # the in-memory facts the guards read, as the run ended
+    stopped: bool = False  # a stop was requested (signal) before the feed ended
 
 
-def load_run_market(cfg: RunConfig) -> MarketData:
-    m = cfg.market
-    start, end = m.window_ms()
-    return load_market(m.kind, list(m.symbols), m.timeframe, on_gap=m.on_gap, start_ms=start,
-                       end_ms=end, data_dir=Path(m.data_dir) if m.data_dir else None)
+class _GivenMarket:
+    """A feed over a prepared market (tests perturb bars, benchmarks reuse one load)."""
+
+    live = False
+
+    def __init__(self, market: MarketData) -> None:
+        self._market = market
+
+    def history(self) -> MarketData:
+        return self._market
+
+    def poll(self, market: MarketData, now: int) -> MarketData:
+        return market
 
 
-def data_fingerprint(market: MarketData) -> str:
+def data_fingerprint(market: MarketData, bars: int | None = None) -> str:
+    """A hash of the bars a run decides on (the first ``bars`` of them, or all)."""
     h = hashlib.sha256()
     for symbol, data in sorted(market.symbols.items()):
         h.update(symbol.encode())
-        for arr in (data.bars.ts, data.bars.open, data.bars.high, data.bars.low, data.bars.close):
-            h.update(arr.tobytes())
+        b = data.bars
+        for arr in (b.ts, b.open, b.high, b.low, b.close):
+            h.update(arr[:bars].tobytes())
     return h.hexdigest()[:16]
 
 
-def build_agent(cfg: RunConfig, market: MarketData, exchange: SimExchange, recorder: Recorder,
-                artifacts_dir: Path) -> Agent:
+def build_components(cfg: RunConfig) -> dict[str, Component]:
     where = "agent.components"
-    components = {
-        name: build_component(name, decl, f"{where}.{name}") for name, decl in cfg.agent.components.items()
-    }
-    return Agent(cfg.agent, components, market, exchange, recorder, artifacts_dir=artifacts_dir,
+    return {name: build_component(name, decl, f"{where}.{name}") for name, decl in cfg.agent.components.items()}
+
+
+def warmup_bars(cfg: RunConfig, components: dict[str, Component], timeframe_ms: int) -> int:
+    """History needed before the first decision: declared, or the most any used component needs."""
+    if cfg.market.warmup_bars is not None:
+        return cfg.market.warmup_bars
+    used = {c for spec in cfg.agent.machine.states.values() for c in spec.components}
+    return max((components[c].warmup_bars(timeframe_ms) for c in used), default=0)
+
+
+def load_run_market(cfg: RunConfig, run_dir: Path | None = None) -> MarketData:
+    """The bars a run of ``cfg`` starts with (warm-up history included), as its mode's feed has them."""
+    return _feed(build_mode(cfg.mode), cfg, run_dir or Path("."), build_components(cfg)).history()
+
+
+def build_agent(cfg: RunConfig, market: MarketData, exchange: Exchange, recorder: Recorder,
+                artifacts_dir: Path) -> Agent:
+    return Agent(cfg.agent, build_components(cfg), market, exchange, recorder, artifacts_dir=artifacts_dir,
                  seed=cfg.seed)
 
 
 def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | None = None,
-               market: MarketData | None = None, stop_after_bars: int | None = None) -> RunResult:
-    """Replay the market through the agent, writing the ledger in ``run_dir``.
+               market: MarketData | None = None, stop_after_bars: int | None = None,
+               stopping: Callable[[], bool] = lambda: False,
+               on_claimed: Callable[[], None] | None = None) -> RunResult:
+    """Run the agent over its mode's feed, writing the ledger in ``run_dir``.
 
-    A run folder whose ledger already holds bars of this run resumes after the last committed
-    bar: the replay is deterministic, so the bars before it are recomputed in memory, unwritten.
-    A run whose last bar is committed is complete and is not replayed again.
-    ``stop_after_bars`` ends the loop early without finishing (used to simulate a crash).
+    ``market`` replaces the mode's feed with fixed bars. ``stop_after_bars`` ends the loop after
+    that many trading bars without finishing (a crash, for tests); ``stopping`` is polled after
+    each bar (a signal asked to stop: finish the bar, commit, return). ``on_claimed`` runs once
+    the folder is claimed, before the first bar (the CLI saves the Hydra config then).
     """
     started = time.perf_counter()
+    mode = build_mode(cfg.mode)
+    components = build_components(cfg)
+    feed: Feed = _GivenMarket(market) if market is not None else _feed(mode, cfg, run_dir, components)
+    market = feed.history()
+    config = _config_json(cfg, config_dump)
+    fingerprint = data_fingerprint(market, market.trade_from if feed.live else None)
+    claimed = claim(run_dir, cfg.agent.name, config, fingerprint, resume=cfg.resume)
     run_dir.mkdir(parents=True, exist_ok=True)
-    market = market if market is not None else load_run_market(cfg)
-    ledger_path = run_dir / "ledger.duckdb"
+    ledger_path = run_dir / LEDGER_FILE
     run_id = _run_id(run_dir)
-    ledger = Ledger.open(ledger_path, run_id)
-    try:
-        config = _config_json(cfg, config_dump)
-        last_ts = ledger.last_ts(cfg.agent.name) if cfg.resume else None
-        if last_ts is not None:
-            _check_same_config(ledger, cfg.agent.name, config, run_dir)
+    with Ledger.open(ledger_path, run_id) as ledger:  # an exception drops uncommitted rows, as a crash would
+        if on_claimed is not None:
+            on_claimed()
         recorder = Recorder(ledger, cfg.agent.name)
-        exchange = SimExchange(cfg.exchange, market, cfg.starting_cash)
-        agent = build_agent(cfg, market, exchange, recorder, run_dir)
-        if last_ts is None:
-            _record_start(recorder, cfg, market, config)
-        ready = agent.prepare()
-        ts = market.ts.tolist()
-        tf = market.timeframe_ms
-        resume_at = None
+        exchange = mode.exchange(cfg, market)
+        learning = mode.learning()
+        agent = Agent(cfg.agent, components, market, exchange, recorder, artifacts_dir=run_dir, seed=cfg.seed,
+                      learning=learning)
+        if claimed.fresh:
+            _record_start(recorder, cfg, mode, market, config, fingerprint)
+        loop = _Loop(cfg, mode, feed, agent, exchange, recorder, ledger, run_dir, market, claimed.last_ts)
+        try:
+            if not loop.complete:
+                loop.run(stop_after_bars, stopping)
+        finally:
+            learning.close()
+    return RunResult(run_dir, ledger_path, run_id, loop.bars, time.perf_counter() - started, loop.resume_at,
+                     agent.facts, loop.stopped)
+
+
+def _feed(mode: Mode, cfg: RunConfig, run_dir: Path, components: dict[str, Component]) -> Feed:
+    return mode.feed(cfg, run_dir, warmup_bars(cfg, components, timeframe_ms(cfg.market.timeframe)))
+
+
+class _Loop:
+    """The bar loop: fast-forward what the ledger holds, step the rest, wait for more if live."""
+
+    def __init__(self, cfg: RunConfig, mode: Mode, feed: Feed, agent: Agent, exchange: Any,
+                 recorder: Recorder, ledger: Ledger, run_dir: Path, market: MarketData,
+                 last_ts: int | None) -> None:
+        self.cfg, self.mode, self.feed, self.agent, self.exchange = cfg, mode, feed, agent, exchange
+        self.recorder, self.ledger, self.run_dir, self.market = recorder, ledger, run_dir, market
+        self.clock = mode.clock(cfg)
+        self.ready = agent.prepare()
+        self.tf = market.timeframe_ms
+        self.bars = 0
+        self.stopped = False
+        self.resume_at: int | None = None
+        self.taken: dict[int, list[dict[str, str]]] = {}
         if last_ts is not None:
-            resume_at = next((i for i, t in enumerate(ts) if t + tf > last_ts), len(ts))
+            ts = market.ts.tolist()
+            self.resume_at = next((i for i, t in enumerate(ts) if t + self.tf > last_ts), len(ts))
+            self.taken = _recorded_commands(ledger, cfg.agent.name)
             recorder.muted = True
-        if resume_at == len(ts):
-            return RunResult(run_dir, ledger_path, run_id, 0, time.perf_counter() - started, resume_at,
-                             agent.facts)
-        n = len(ts) if stop_after_bars is None else min(len(ts), stop_after_bars)
-        every = cfg.commit_every_bars
-        taken = _recorded_commands(ledger, cfg.agent.name) if resume_at is not None else {}
-        for i in range(n):
-            if i == resume_at:
-                recorder.muted = False
-            now = ts[i] + tf
-            for command in taken.get(now, []) if recorder.muted else operator.take(run_dir):
-                agent.apply_command(now, command)
-            last = i == len(ts) - 1
-            agent.on_bar(i, exchange.process_bar(i), ready, last=last)
-            if not last:  # the last bar's commit below marks the run complete
-                recorder.commit_if(i % every == every - 1)
-        recorder.commit_if(True)
-    finally:
-        ledger.close()
-    return RunResult(run_dir, ledger_path, run_id, n, time.perf_counter() - started, resume_at,
-                     agent.facts)
+        self.complete = not feed.live and self.resume_at == len(market)
+
+    def run(self, stop_after_bars: int | None, stopping: Callable[[], bool]) -> None:
+        i = self.market.trade_from
+        limit = None if stop_after_bars is None else i + stop_after_bars
+        while True:
+            while i < len(self.market):
+                self._step(i)
+                i += 1
+                if (limit is not None and i >= limit) or stopping():
+                    self.stopped = limit is None
+                    return
+            if not self.feed.live:
+                return
+            if not self._wait_for_bar(stopping):
+                self.stopped = True
+                return
+
+    def _step(self, i: int) -> None:
+        recorder, agent = self.recorder, self.agent
+        if i == self.resume_at:
+            recorder.muted = False
+        now = int(self.market.ts[i]) + self.tf
+        commands = self.taken.get(now, []) if recorder.muted else operator.take(self.run_dir)
+        for command in commands:
+            agent.apply_command(now, command)
+        last = not self.feed.live and i == len(self.market) - 1
+        agent.on_bar(i, self.exchange.process_bar(i), self.ready, last=last)
+        self.bars += 1
+        if self.mode.commit_every_bar:
+            recorder.commit_if(True)
+        elif not last:  # the last bar's commit (by the caller) marks the run complete
+            every = self.cfg.commit_every_bars
+            recorder.commit_if(i % every == every - 1)
+
+    def _wait_for_bar(self, stopping: Callable[[], bool]) -> bool:
+        """Wait until the bar after the last known one has closed, then take it (and any missed)."""
+        next_close = int(self.market.ts[-1]) + 2 * self.tf
+        while True:
+            if not self.clock.wait_until(next_close, stopping):
+                return False
+            grown = self.feed.poll(self.market, self.clock.now())
+            if len(grown) > len(self.market):
+                self.market = grown
+                self.agent.extend(grown)
+                self.exchange.extend(grown)
+                return True
+            next_close += min(self.tf, 1_000)  # closed but not served yet: ask again shortly
 
 
 def _recorded_commands(ledger: Ledger, agent: str) -> dict[int, list[dict[str, str]]]:
@@ -139,28 +231,17 @@ def _config_json(cfg: RunConfig, config_dump: dict[str, Any] | None) -> dict[str
                                  sort_keys=True, default=str))
 
 
-def _first_difference(a: Any, b: Any, path: str = "") -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                return _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else key)
-    return f"{path or '<root>'}: {a!r} in the ledger, {b!r} now"
-
-
-def _check_same_config(ledger: Ledger, agent: str, config: dict[str, Any], run_dir: Path) -> None:
-    """Resuming under another config would splice two different runs into one ledger."""
-    rows = ledger.query("SELECT config FROM runs WHERE agent = ?", [agent])
-    stored = json.loads(rows[0][0]) if rows else None
-    if stored is not None and stored != config:
-        raise ConfigError(
-            f"{run_dir} holds a run of another configuration ({_first_difference(stored, config)}); "
-            "resume it with the same overrides, or choose a new hydra.run.dir")
-
-
-def _record_start(recorder: Recorder, cfg: RunConfig, market: MarketData, config: dict[str, Any]) -> None:
-    recorder.row("runs", {
-        "agent": cfg.agent.name, "market": cfg.market.name, "exchange": "sim", "seed": cfg.seed,
-        "config": config, "data_fingerprint": data_fingerprint(market)})
+def _record_start(recorder: Recorder, cfg: RunConfig, mode: Mode, market: MarketData, config: dict[str, Any],
+                  fingerprint: str) -> None:
+    agent = cfg.agent.name
+    recorder.row("runs", {"agent": agent, "market": cfg.market.name, "mode": mode.name,
+                          "exchange": mode.venue(cfg), "seed": cfg.seed, "config": config,
+                          "data_fingerprint": fingerprint})
+    for state, spec in cfg.agent.machine.states.items():
+        for tag in spec.tags:
+            recorder.row("state_tags", {"agent": agent, "state": state, "tag": tag})
     for issue in market.issues:
         recorder.row("data_issues", {"ts": issue.ts, "symbol": issue.symbol, "kind": issue.kind,
                                      "detail": issue.detail})
+
+

@@ -38,6 +38,7 @@ class ModelRecord(BaseModel):
     metrics: dict[str, float]
     status: Status
     reason: str = ""
+    live_from: int | None = None  # bar close (ms) at which the agent acted on the verdict
 
 
 class ModelRegistry:
@@ -107,6 +108,13 @@ class ModelRegistry:
         record = self._set(version, "rejected", reason)
         self._write()
         return record
+
+    def mark_live_from(self, version: str, ts: int) -> ModelRecord:
+        """Record the bar the verdict on ``version`` took effect, so a resumed run swaps it in there too."""
+        i = next(i for i, r in enumerate(self._records) if r.version == version)
+        self._records[i] = self._records[i].model_copy(update={"live_from": ts})
+        self._write()
+        return self._records[i]
 
     def _check_move(self, version: str, status: Status) -> None:
         current = self.record(version).status

@@ -4,7 +4,8 @@ Spec: EMA 12/26 on close, SMA-seeded (talib.EMA); long-only; enter when the fast
 the slow one, exit when it crosses below; the signal is taken at a bar's close and filled at the next
 bar's open; all-in with fractional units (all free cash, the fee included, is spent at the fill);
 0.1 % fee per side; no slippage; 10,000 USDT; a position still open after the last bar is closed at
-that bar's close, fee paid. The oracle reads the bundled Parquet file itself and shares no code with
+that bar's close, fee paid. A window's EMAs warm up on the 26 bars before its start (freqtrade's
+startup candles: the slow period), so a cross at the window's first bar counts. The oracle reads the bundled Parquet file itself and shares no code with
 the product beyond TA-Lib.
 """
 
@@ -29,6 +30,7 @@ HOUR_MS = 3_600_000
 FEE = 0.001
 STARTING_CASH = 10_000.0
 REL = 1e-9
+WARMUP_BARS = 26  # the slow EMA's period: what the signal declares it needs before its first decision
 
 # (start, end) half-open on candle open times, as market.start / market.end read them; None: all.
 WHOLE_HISTORY = (None, None)  # 2022-01 to 2026-05, 38,321 bars, the 2023-03-24 gap included
@@ -70,18 +72,16 @@ def _ms(day: str | None) -> int | None:
 def ema_cross_oracle(start: str | None, end: str | None) -> Oracle:
     table = pq.read_table(BTC_1H, columns=["ts", "open", "close"])
     ts, opens, closes = (table[c].to_numpy() for c in ("ts", "open", "close"))
-    keep = np.ones(len(ts), dtype=bool)
-    if start is not None:
-        keep &= ts >= _ms(start)
-    if end is not None:
-        keep &= ts < _ms(end)
-    ts, opens, closes = ts[keep], opens[keep], closes[keep]
+    first = 0 if start is None else int(np.searchsorted(ts, _ms(start)))
+    warmup = min(first, WARMUP_BARS)
+    stop = len(ts) if end is None else int(np.searchsorted(ts, _ms(end)))
+    ts, opens, closes = ts[first - warmup:stop], opens[first - warmup:stop], closes[first - warmup:stop]
     fast, slow = talib.EMA(closes, timeperiod=12), talib.EMA(closes, timeperiod=26)
 
-    cash, trades, marks = STARTING_CASH, [], np.empty(len(ts))
+    cash, trades, marks = STARTING_CASH, [], np.full(len(ts), np.nan)
     held: tuple[int, float, float, float] | None = None  # entry ts, price, qty, fee
     pending: str | None = None  # "buy" or "sell", decided at the previous close
-    for i in range(len(ts)):
+    for i in range(warmup, len(ts)):
         if pending == "buy":
             price = opens[i]
             qty = cash / (price * (1 + FEE))  # notional + fee = all free cash
@@ -113,7 +113,7 @@ def ema_cross_oracle(start: str | None, end: str | None) -> Oracle:
         cash += qty * price - fee
         trades.append(OracleTrade(entry_ts, int(ts[-1]) + HOUR_MS, entry_price, price, qty, entry_fee, fee))
         marks[-1] = cash  # the last close's mark is taken after that close-out
-    return Oracle(trades, cash, ends_open, ts + HOUR_MS, marks)
+    return Oracle(trades, cash, ends_open, ts[warmup:] + HOUR_MS, marks[warmup:])
 
 
 @dataclass(frozen=True)
