@@ -37,7 +37,7 @@ from core.errors import (
     RateLimited,
 )
 
-__all__ = ["ApiKeys", "BinanceClient", "RetryPolicy", "connect", "make_client", "translate"]
+__all__ = ["ApiKeys", "BinanceClient", "RetryNote", "RetryPolicy", "connect", "make_client", "translate"]
 
 log = logging.getLogger("ratchet.exchange")
 T = TypeVar("T")
@@ -183,17 +183,23 @@ def _retry_after_s(headers: Mapping[str, str]) -> float | None:
 
 
 Price = Literal["last", "mark"]
+RetryNote = Callable[[ExchangeUnavailable, int, float], None]  # (failure, retry number from 1, wait s)
+
+
+def _log_retry(failure: ExchangeUnavailable, retry: int, wait_s: float) -> None:
+    log.info("%s; retry %d in %.3g s", failure, retry, wait_s)
 
 
 class BinanceClient:
     """The calls Ratchet makes to Binance, each translated to our errors and retried per policy."""
 
     def __init__(self, exchange: ccxt.Exchange, kind: str, policy: RetryPolicy | None = None, *,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, on_retry: RetryNote | None = None):
         self.exchange = exchange
         self.kind = kind
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
+        self._on_retry = on_retry or _log_retry
 
     def close(self) -> None:
         """Close the HTTP connections ccxt keeps open."""
@@ -232,7 +238,7 @@ class BinanceClient:
                 wait = self.policy.wait_s(failure, retry)
                 if retry >= self.policy.retries or wait > self.policy.max_backoff_s:
                     raise _gave_up(failure, retry + 1, wait, self.policy) from failure
-                log.warning("%s; retry %d of %d in %.3g s", failure, retry + 1, self.policy.retries, wait)
+                self._on_retry(failure, retry + 1, wait)
                 self._sleep(wait)
                 retry += 1
 
@@ -280,7 +286,7 @@ def _gave_up(failure: ExchangeUnavailable, tries: int, wait: float, policy: Retr
 
 
 def connect(kind: str, connection: ConnectionConfig, *, keys: ApiKeys | None = None,
-            sleep: Callable[[float], None] = time.sleep) -> BinanceClient:
+            sleep: Callable[[float], None] = time.sleep, on_retry: RetryNote | None = None) -> BinanceClient:
     """``make_client`` wrapped in a BinanceClient retrying per the connection's policy."""
     return BinanceClient(make_client(kind, connection, keys=keys), kind,
-                         RetryPolicy.from_connection(connection), sleep=sleep)
+                         RetryPolicy.from_connection(connection), sleep=sleep, on_retry=on_retry)

@@ -63,13 +63,16 @@ def test_load_markets_asks_only_for_its_own_kind(exchange: FakeBinance, kind: st
     assert [r.path for r in exchange.requests()] == [path]
 
 
-def test_a_5xx_is_retried_with_backoff_until_it_succeeds(exchange: FakeBinance) -> None:
+def test_a_5xx_is_retried_with_doubling_backoff_until_it_succeeds(exchange: FakeBinance) -> None:
     exchange.faults.error("/fapi/v1/time", 503, times=2)
+    notes: list[tuple[str, int, float]] = []
 
-    with connect("futures", quick(exchange)) as client:
+    with connect("futures", quick(exchange, backoff_ms=2), on_retry=lambda failure, retry, wait: notes.append(
+            (type(failure).__name__, retry, wait))) as client:
         assert client.server_time() == JAN_1 + 24 * HOUR
 
     assert [r.status for r in exchange.requests("/fapi/v1/time")] == [503, 503, 200]
+    assert notes == [("ExchangeUnavailable", 1, 0.002), ("ExchangeUnavailable", 2, 0.004)]
 
 
 def test_retries_are_bounded_and_the_error_says_how_many_were_made(exchange: FakeBinance) -> None:
