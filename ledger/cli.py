@@ -3,6 +3,11 @@
 Each ledger is attached read-only; every base table becomes a TEMP view that unions it across
 the ledgers by column name, with a `run_dir` column saying which run a row came from, and the
 named views are built on top, grouped by `run_dir, run_id`.
+
+It never writes: a query is one SELECT (DuckDB's parser says what a statement is), the ledgers
+are attached READ_ONLY, and once they are, the connection may open no file at all (no COPY, file
+readers, extensions or ATTACH) and its settings are locked. A ledger that a running agent
+holds is read from the snapshot the agent publishes beside it (`Ledger.publish_snapshot`).
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ import csv
 import io
 import json
 import math
+import os
+import signal
 import sys
-from collections.abc import Sequence
-from datetime import date, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,11 +29,19 @@ from typing import Any
 import duckdb
 
 from core.errors import LedgerError
-from ledger.schema import check_version, create_schema, schema_version
+from ledger.schema import check_version, create_schema, implied_rows, schema_version
 from ledger.views import VIEW_NAMES, VIEWS, create_views
+from ledger.writer import snapshot_path, sql_string
 
 LEDGER_FILE = "ledger.duckdb"
 _SCHEMA_CATALOG = "ratchet_schema"
+_LOCKED = "Could not set lock on file"  # DuckDB's words when another process holds the file
+# What DuckDB's error says -> what is wrong with the file, in a user's words.
+_UNREADABLE = (
+    ("Could not read enough bytes", "it is cut short"),
+    ("not a valid DuckDB database file", "it is not a DuckDB database"),
+    ("Corrupt database file", "it is corrupt"),
+)
 
 
 def _natural_key(path: Path) -> tuple[tuple[int, int | str], ...]:
@@ -34,8 +49,25 @@ def _natural_key(path: Path) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(part)) if part.isdigit() else (1, part) for part in path.parts)
 
 
+def _nested_ledgers(folder: Path) -> list[Path]:
+    """Every ledger under a sweep folder; a folder it cannot read is an error, not skipped."""
+
+    def refuse(error: OSError) -> None:
+        raise LedgerError(f"cannot read {error.filename}: {error.strerror}")
+
+    found = [Path(d) / LEDGER_FILE for d, _, files in os.walk(folder, onerror=refuse) if LEDGER_FILE in files]
+    return sorted(found, key=_natural_key)
+
+
 def find_ledgers(run_dirs: Sequence[str | Path]) -> list[Path]:
     """The ledger files of the given run folders; a sweep folder expands to every run under it."""
+    try:
+        return _find_ledgers(run_dirs)
+    except PermissionError as exc:
+        raise LedgerError(f"cannot read {exc.filename}: permission denied") from exc
+
+
+def _find_ledgers(run_dirs: Sequence[str | Path]) -> list[Path]:
     found: list[Path] = []
     for run_dir in map(Path, run_dirs):
         if run_dir.is_file():
@@ -43,7 +75,7 @@ def find_ledgers(run_dirs: Sequence[str | Path]) -> list[Path]:
         elif (run_dir / LEDGER_FILE).is_file():
             found.append(run_dir / LEDGER_FILE)
         elif run_dir.is_dir():
-            nested = sorted(run_dir.rglob(LEDGER_FILE), key=_natural_key)
+            nested = _nested_ledgers(run_dir)
             if not nested:
                 raise LedgerError(f"no {LEDGER_FILE} in {run_dir} or any folder under it")
             found.extend(nested)
@@ -58,10 +90,6 @@ def find_ledgers(run_dirs: Sequence[str | Path]) -> list[Path]:
     return unique
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _tables(con: duckdb.DuckDBPyConnection, catalog: str) -> set[str]:
     rows = con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main'",
@@ -70,8 +98,63 @@ def _tables(con: duckdb.DuckDBPyConnection, catalog: str) -> set[str]:
     return {name for (name,) in rows}
 
 
-def connect_sweep(ledgers: Sequence[Path]) -> duckdb.DuckDBPyConnection:
-    """An in-memory connection whose base tables union the ledgers and whose views sit on them."""
+def _wall(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _unreadable(path: Path, exc: duckdb.Error) -> LedgerError:
+    """The one-line error for a ledger file DuckDB cannot read."""
+    if not os.access(path, os.R_OK):
+        return LedgerError(f"cannot read ledger {path}: permission denied")
+    text = str(exc)
+    why = next((reason for words, reason in _UNREADABLE if words in text), _first_line(exc))
+    return LedgerError(f"{path} is not a readable ledger: {why}")
+
+
+def _attach(
+    con: duckdb.DuckDBPyConnection, alias: str, path: Path, notice: Callable[[str], None] | None
+) -> Path:
+    """Attach a ledger read-only, or its snapshot while a running agent holds it; return which."""
+    try:
+        con.execute(f"ATTACH {sql_string(str(path))} AS {alias} (READ_ONLY)")
+        return path
+    except duckdb.Error as exc:
+        if _LOCKED not in str(exc):
+            raise _unreadable(path, exc) from exc
+    snapshot = snapshot_path(path)
+    try:
+        published = snapshot.stat().st_mtime
+    except FileNotFoundError:
+        raise LedgerError(
+            f"ledger {path} is in use by a running agent and it has published no snapshot "
+            f"({snapshot.name}); paper and live agents publish one at each commit, a replay does not: "
+            "query it when the replay has ended"
+        ) from None
+    try:
+        con.execute(f"ATTACH {sql_string(str(snapshot))} AS {alias} (READ_ONLY)")
+    except duckdb.Error as exc:
+        raise _unreadable(snapshot, exc) from exc
+    if notice is not None:
+        notice(f"ledger {path} is in use by a running agent; reading its snapshot of {_wall(published)}")
+    return snapshot
+
+
+def _rows_of(table: str, alias: str, tables: set[str]) -> str | None:
+    """A ledger's rows of `table`: its own, or those an older ledger implies; None if neither."""
+    if table in tables:
+        return f"{alias}.main.{table}"
+    implied = implied_rows(table, alias, tables)
+    return None if implied is None else f"({implied})"
+
+
+def connect_sweep(
+    ledgers: Sequence[Path], *, notice: Callable[[str], None] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection whose base tables union the ledgers and whose views sit on them.
+
+    It reads the ledgers and touches no other file. A ledger held by a running agent is read from
+    its snapshot, and `notice` is told so in one line.
+    """
     con = duckdb.connect()
     try:
         con.execute(f"ATTACH ':memory:' AS {_SCHEMA_CATALOG}")
@@ -81,22 +164,29 @@ def connect_sweep(ledgers: Sequence[Path]) -> duckdb.DuckDBPyConnection:
         attached: list[tuple[str, str, set[str]]] = []
         for index, path in enumerate(ledgers):
             alias = f"ledger_{index}"
+            source = _attach(con, alias, path, notice)
             try:
-                con.execute(f"ATTACH {_quote(str(path))} AS {alias} (READ_ONLY)")
+                version, tables = schema_version(con, alias), _tables(con, alias)
             except duckdb.Error as exc:
-                raise LedgerError(f"cannot open ledger {path}: {_first_line(exc)}") from exc
-            # an older ledger reads fine: the union adds its missing columns as NULL
-            check_version(schema_version(con, alias), path, accept_older=True)
-            attached.append((alias, str(path.parent), _tables(con, alias)))
+                raise _unreadable(source, exc) from exc
+            # an older ledger reads fine: the union adds its missing columns as NULL, and the rows
+            # a migration would add to its missing tables
+            check_version(version, source, accept_older=True)
+            attached.append((alias, str(path.parent), tables))
         for table in sorted(_tables(con, _SCHEMA_CATALOG)):
             parts = [f"SELECT NULL::VARCHAR AS run_dir, * FROM {_SCHEMA_CATALOG}.main.{table}"]
-            parts += [
-                f"SELECT {_quote(run_dir)} AS run_dir, * FROM {alias}.main.{table}"
-                for alias, run_dir, tables in attached
-                if table in tables
-            ]
+            for alias, run_dir, tables in attached:
+                rows = _rows_of(table, alias, tables)
+                if rows is not None:
+                    parts.append(f"SELECT {sql_string(run_dir)} AS run_dir, * FROM {rows}")
             con.execute(f"CREATE TEMP VIEW {table} AS {' UNION ALL BY NAME '.join(parts)}")
         create_views(con, run_keys=("run_dir", "run_id"))
+        # Only now, as attaching opens the files. DuckDB still lets a connection without external
+        # access reopen the files it had attached (a DETACH, then an ATTACH for writing), so the
+        # local file system goes too; the attached ledgers read on through their open handles.
+        con.execute("SET enable_external_access = false")
+        con.execute("SET disabled_filesystems = 'LocalFileSystem'")
+        con.execute("SET lock_configuration = true")
     except BaseException:
         con.close()
         raise
@@ -185,43 +275,94 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _statement(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.Statement:
+    """The query as one SELECT statement; anything else is refused before it runs."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise LedgerError(f"SQL error: {_first_line(exc)}") from exc
+    if not statements:
+        raise LedgerError("the query is empty or only a comment; give one SELECT, e.g. --sql 'SELECT * FROM stats'")
+    other = next((s.type for s in statements if s.type != duckdb.StatementType.SELECT), None)
+    if other == duckdb.StatementType.MULTI:
+        raise LedgerError("DuckDB runs this PIVOT as several statements; list its values (ON column IN (...))")
+    if other is not None:
+        raise LedgerError(f"the ledger is read-only: a query is one SELECT, not {other.name}")
+    if len(statements) > 1:
+        raise LedgerError(f"a query is one SELECT; this one holds {len(statements)} statements")
+    return statements[0]
+
+
+def _query(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[tuple], list[tuple]]:
+    """The description and rows of one read-only query; its errors as one-line LedgerErrors."""
+    statement = _statement(con, sql)
+    try:
+        result = con.execute(statement)
+        return result.description, result.fetchall()
+    except duckdb.PermissionException as exc:
+        raise LedgerError("a query reads the ledgers and no other file") from exc
+    except duckdb.Error as exc:
+        damaged = _damaged_ledger(con, exc)
+        if damaged is not None:
+            raise _unreadable(damaged, exc) from exc
+        raise LedgerError(f"SQL error: {_first_line(exc)}") from exc
+
+
+def _damaged_ledger(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> Path | None:
+    """The ledger a query failed to read, when the error says so (by its path, or the only one)."""
+    attached = [Path(p) for (p,) in con.execute(
+        "SELECT path FROM duckdb_databases() WHERE path IS NOT NULL").fetchall()]
+    text = str(exc)
+    named = next((path for path in attached if str(path) in text), None)
+    if named is None and len(attached) == 1 and any(words in text for words, _ in _UNREADABLE):
+        return attached[0]
+    return named
+
+
+def _emit(text: str) -> int:
+    """Write the result; a reader that closed the pipe early (`| head`) ends the run quietly."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # nothing more can reach the reader: point stdout at /dev/null so that the flush at exit
+        # does not fail again, and exit as a process killed by SIGPIPE would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    return 0
+
+
+def _notice(line: str) -> None:
+    print(f"ratchet-ledger: {line}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns 0, or 2 after printing one line to stderr."""
     args = _parser().parse_args(argv)
     if args.list_views:
         width = max(map(len, VIEW_NAMES))
-        sys.stdout.write("".join(f"{v.name.ljust(width)}  {v.doc}\n" for v in VIEWS))
-        return 0
+        return _emit("".join(f"{v.name.ljust(width)}  {v.doc}\n" for v in VIEWS))
     try:
         if not args.run_dirs:
             raise LedgerError("give at least one RUN_DIR")
         if args.view is not None and args.view not in VIEW_NAMES:
             raise LedgerError(f"unknown view {args.view!r}; known: {', '.join(VIEW_NAMES)}")
-        con = connect_sweep(find_ledgers(args.run_dirs))
+        con = connect_sweep(find_ledgers(args.run_dirs), notice=_notice)
         try:
             sql = f"SELECT * FROM {args.view}" if args.view is not None else args.sql
-            try:
-                result = con.execute(sql)
-                description = result.description
-                rows = result.fetchall() if description is not None else []
-            except duckdb.Error as exc:
-                raise LedgerError(f"SQL error: {_first_line(exc)}") from exc
+            description, rows = _query(con, sql)
         finally:
             con.close()
     except LedgerError as exc:
-        print(f"ratchet-ledger: {exc}", file=sys.stderr)
+        _notice(str(exc))
         return 2
-    if description is None:
-        return 0
     columns = [d[0] for d in description]
     if args.format == "csv":
-        sys.stdout.write(format_csv(columns, rows))
-    elif args.format == "json":
+        return _emit(format_csv(columns, rows))
+    if args.format == "json":
         json_columns = {d[0] for d in description if str(d[1]) == "JSON"}
-        sys.stdout.write(format_json(columns, rows, json_columns))
-    else:
-        sys.stdout.write(format_table(columns, rows))
-    return 0
+        return _emit(format_json(columns, rows, json_columns))
+    return _emit(format_table(columns, rows))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ A migration's SQL is frozen once released: change the schema by adding a migrati
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,9 +78,31 @@ CREATE TABLE predictions (
     p_transformer DOUBLE, outcome DOUBLE);
 """
 
+# The roles the machine's YAML gives its states (`tags`), one row per (state, tag), written at run
+# start; views read roles from here instead of naming states. `runs.mode` is replay, paper or live.
+# A ledger written before this migration recorded no roles: its machines gave them to the states
+# named in _V2_STATE_ROLES, so the migration infers its rows from the states its transitions name.
+# Both texts are frozen with migration 3.
+_V3_STATE_TAGS_AND_MODE = """
+CREATE TABLE state_tags (
+    run_id VARCHAR, wall_ts TIMESTAMP, agent VARCHAR, state VARCHAR, tag VARCHAR);
+ALTER TABLE runs ADD COLUMN mode VARCHAR;
+INSERT INTO state_tags {implied};
+"""
+_V2_STATE_ROLES = """
+SELECT run_id, min(wall_ts) AS wall_ts, agent, state, tag
+FROM (SELECT run_id, wall_ts, agent, source AS state FROM {transitions}
+      UNION ALL SELECT run_id, wall_ts, agent, dest AS state FROM {transitions})
+JOIN (VALUES ('circuit_broken', 'breaker'), ('halted', 'breaker'), ('halted', 'halt'),
+             ('exploring', 'exploring')) AS roles(state, tag) USING (state)
+GROUP BY run_id, agent, state, tag
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables", _V1_BASE_TABLES),
     Migration(2, "resolved model predictions", _V2_PREDICTIONS),
+    Migration(3, "state roles (state_tags) and the run's mode",
+              _V3_STATE_TAGS_AND_MODE.format(implied=_V2_STATE_ROLES.format(transitions="transitions"))),
 )
 
 #: Closed vocabularies, checked when a row is appended (open ones, like adjustment kinds, are not).
@@ -92,6 +114,7 @@ ALLOWED_VALUES: dict[tuple[str, str], frozenset[str]] = {
     ("trades", "side"): frozenset({"long", "short"}),
     ("trades", "mode"): frozenset({"normal", "window", "epsilon", "explore"}),
     ("models", "status"): frozenset({"champion", "rejected", "retired"}),
+    ("runs", "mode"): frozenset({"replay", "paper", "live"}),
 }
 
 _VERSIONS_TABLE = "schema_migrations"
@@ -163,6 +186,16 @@ def migrate(
             raise LedgerError(f"ledger {path}: migration {step.version} failed: {exc}") from exc
         applied.append(step.version)
     return applied
+
+
+def implied_rows(table: str, catalog: str, tables: Collection[str]) -> str | None:
+    """A SELECT of the rows `table` holds once an older ledger is migrated, or None if it holds none.
+
+    For reading a ledger without migrating it: `catalog` is where it is attached, `tables` what it has.
+    """
+    if table == "state_tags" and "transitions" in tables:
+        return _V2_STATE_ROLES.format(transitions=f"{catalog}.main.transitions")
+    return None
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:

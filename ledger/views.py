@@ -5,6 +5,9 @@ Each view is an SQL template over the base tables, grouped by the run keys given
 (`ledger.cli` unions the base tables first). Views are TEMP, so a ledger file never stores them
 and an old ledger always gets the current definitions.
 
+State roles come from `state_tags` (the tags the machine's YAML gives its states), never from
+state names: `breaker` lists the transitions into or out of a state tagged `breaker`.
+
 The `kelly` view reads `kelly_update` adjustments (the ratcheted Kelly risk, after each closed
 trade) and `risk_fraction` adjustments (the risk of a Kelly-sized entry, regime factor applied)
 whose evidence holds `p`, `b`, `f_star`, `regime_factor` and `cap`, and whose before/after is the
@@ -73,8 +76,6 @@ def _evidence(field: str) -> str:
     return f"TRY_CAST(evidence ->> '$.{field}' AS DOUBLE) AS {field}"
 
 
-_HALTING = "('circuit_broken', 'halted')"
-
 VIEWS: tuple[View, ...] = (
     View("stats", "trades, win rate, avg win/loss and Kelly edge per run and agent",
          _trade_stats("")),
@@ -141,9 +142,12 @@ VIEWS: tuple[View, ...] = (
         {_risk_fraction("after")} AS risk_fraction_after, reason
     FROM adjustments WHERE kind IN ('kelly_update', 'risk_fraction') ORDER BY {{keys}}, ts, wall_ts
     """),
-    View("breaker", "transitions into or out of circuit_broken and halted", f"""
-    SELECT {{keys}}, ts, agent, source, dest, trigger, reason, evidence
-    FROM transitions WHERE dest IN {_HALTING} OR source IN {_HALTING} ORDER BY {{keys}}, ts, wall_ts
+    View("breaker", "transitions into or out of the states the machine tags `breaker`", """
+    SELECT {keys}, ts, agent, source, dest, trigger, reason, evidence
+    FROM transitions l
+    WHERE EXISTS (SELECT 1 FROM state_tags r
+                  WHERE {on} AND r.tag = 'breaker' AND r.state IN (l.source, l.dest))
+    ORDER BY {keys}, ts, wall_ts
     """),
     View("funding_summary", "funding payments, paid (negative), received and net per symbol", """
     SELECT {keys}, agent, symbol, count(*) AS payments,

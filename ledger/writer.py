@@ -1,8 +1,10 @@
 """The run's ledger: buffered, validated appends flushed in one transaction per commit.
 
 DuckDB lets one process hold the file; a second can neither write nor read it meanwhile, so a
-running agent answers its own queries through `Ledger.query`. Rows become durable at `commit()`;
-a process killed between commits loses only its uncommitted rows, and resumes from `last_ts`.
+running agent answers its own queries through `Ledger.query`, and publishes a read-only copy of
+its committed rows for other processes with `publish_snapshot()`. Rows become durable at
+`commit()`; a process killed between commits loses only its uncommitted rows, and resumes from
+`last_ts`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import json
 import math
 import numbers
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -61,6 +64,17 @@ class _TableSpec:
     insert_sql: str
     values_head: str  # INSERT ... VALUES for a few rows: cheaper than registering an Arrow table
     values_row: str
+
+
+def sql_string(text: str) -> str:
+    """An SQL string literal holding `text` (for what cannot be a parameter, like ATTACH's path)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def snapshot_path(ledger_path: str | Path) -> Path:
+    """Where a ledger's published snapshot lives: `ledger.snapshot.duckdb` beside `ledger.duckdb`."""
+    path = Path(ledger_path)
+    return path.with_name(f"{path.stem}.snapshot{path.suffix}")
 
 
 def _table_specs(con: duckdb.DuckDBPyConnection) -> dict[str, _TableSpec]:
@@ -291,6 +305,41 @@ class Ledger:
     def _rollback(self) -> None:
         with contextlib.suppress(duckdb.Error):  # no transaction is open when begin() failed
             self._con.rollback()
+
+    def publish_snapshot(self) -> Path:
+        """Copy the committed rows to `snapshot_path(self.path)`, for readers while this process
+        holds the ledger; return that path. Rows appended but not committed are not in it.
+
+        DuckDB copies the tables in one transaction into a new file, under a hidden name in the
+        same folder, which is then renamed over the previous snapshot: a reader opens the old
+        snapshot or the new one, never half of one. Its modification time is the wall clock at
+        publishing, which readers report. (Copying the ledger file itself would open and close it
+        in this process, and closing any descriptor of a file drops the process's POSIX locks on
+        it, DuckDB's write lock included.)
+        """
+        if self.read_only or self.path == ":memory:":
+            raise LedgerError(f"ledger {self.path}: only a ledger file open for writing publishes a snapshot")
+        target = snapshot_path(self.path)
+        partial = target.with_name(f".{target.name}.partial")
+        leftovers = (partial, partial.with_name(f"{partial.name}.wal"))
+        try:
+            for path in leftovers:  # from a process killed while publishing
+                path.unlink(missing_ok=True)
+            catalog = self._con.execute("SELECT current_database()").fetchone()[0]
+            self._con.execute(f"ATTACH {sql_string(str(partial))} AS _ledger_snapshot")
+            try:
+                self._con.execute(f'COPY FROM DATABASE "{catalog}" TO _ledger_snapshot')
+            finally:
+                self._con.execute("DETACH _ledger_snapshot")
+            published = self._wall_clock()
+            os.utime(partial, (published, published))
+            os.replace(partial, target)
+        except (duckdb.Error, OSError) as exc:
+            for path in leftovers:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise LedgerError(f"ledger {self.path}: publishing the snapshot {target} failed: {exc}") from exc
+        return target
 
     # -- reading -------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from ledger.writer import Ledger
 
 BASE_TABLES = {
     "runs", "orders", "fills", "trades", "funding", "equity", "transitions", "adjustments",
-    "models", "decisions", "data_issues", "notifications", "predictions",
+    "models", "decisions", "data_issues", "notifications", "predictions", "state_tags",
 }
 LATEST = MIGRATIONS[-1].version
 

@@ -32,6 +32,8 @@ FUTURES_EQUITY = [  # (minute, equity, state)
     (4, 120.0, "circuit_broken"),
     (5, 108.0, "conservative"),
 ]
+FUTURES_TAGS = [("exploring", "exploring"), ("circuit_broken", "breaker"), ("halted", "breaker"),
+                ("halted", "halt")]  # (state, tag), as the machine's YAML declares them
 FUTURES_TRANSITIONS = [  # (minute, source, dest, trigger)
     (1, "warmup", "conservative", "history_ready"),
     (3, "conservative", "kelly_active", "closed_trades_at_least"),
@@ -64,6 +66,8 @@ def ledger(tmp_path_factory):
         for minute, equity in [(0, 50.0), (1, 55.0)]:
             ledger.append("equity", {"ts": minute * MIN, "agent": "hybrid", "equity": equity,
                                      "state": "warmup"})
+        for state, tag in FUTURES_TAGS:
+            ledger.append("state_tags", {"agent": "futures", "state": state, "tag": tag})
         for minute, source, dest, trigger in FUTURES_TRANSITIONS:
             ledger.append("transitions", {"ts": minute * MIN, "agent": "futures", "source": source,
                                           "dest": dest, "trigger": trigger, "reason": trigger,
