@@ -4,31 +4,33 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from core.errors import ConfigError, RatchetError
-from core.validation import format_validation_error
+from components.notify import without_secrets
+from core.errors import RatchetError
 from machine.builder import mermaid
-from machine.config import load_run_config
-from machine.spec import MachineSpec
+from machine.cli_errors import USER_ERROR, cli_entry, describe, hydra_task, resolve_config
+from machine.config import load_agent_config, load_run_config
+from machine.stopping import StopRequest
 
 CONFIG_PATH = "pkg://conf"
 
 
 def _plain(cfg: DictConfig) -> dict[str, Any]:
-    data = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(data, dict)
+    """The task config resolved; an interpolation that cannot be resolved is a ConfigError naming its key."""
+    data = resolve_config(cfg)
     data.pop("hydra", None)
-    return data  # type: ignore[return-value]
+    return data
 
 
-def _fail(exc: RatchetError) -> None:
-    print(f"ratchet: {type(exc).__name__}: {exc}", file=sys.stderr)
-    sys.exit(2)
+def _fail(exc: RatchetError) -> NoReturn:
+    """One line and exit 2, from inside a task function; ``hydra_task`` does the same for a whole task."""
+    print(f"ratchet: {describe(exc)}", file=sys.stderr)
+    sys.exit(USER_ERROR)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
@@ -40,16 +42,33 @@ def _run(cfg: DictConfig) -> None:
         data = _plain(cfg)
         run_cfg = load_run_config(data)
         run_dir = Path(HydraConfig.get().runtime.output_dir)
-        result = run_replay(run_cfg, run_dir, config_dump=data)
+        with StopRequest() as stop:
+            result = run_replay(run_cfg, run_dir, config_dump=without_secrets(data), stopping=stop.requested,
+                                on_claimed=lambda: _save_hydra_config(cfg, run_dir))
         summary = summarize(result.ledger_path)
         summary["bars"] = result.bars
         summary["seconds"] = round(result.seconds, 2)
         write_summary(summary, run_dir)
         resumed = f", resumed after bar {result.resumed_from_bar}" if result.resumed_from_bar else ""
         print(f"replayed {result.bars} bars in {result.seconds:.1f}s{resumed}")
+        if result.stopped:
+            print(f"stopped on request after {result.bars} bars, everything committed; run the same command "
+                  f"with hydra.run.dir={run_dir} to go on")
         print(render(summary, run_dir))
     except RatchetError as exc:
         _fail(exc)
+
+
+def _save_hydra_config(cfg: DictConfig, run_dir: Path) -> None:
+    """What Hydra saves in ``.hydra/``, written once the folder is claimed, and only once."""
+    folder = run_dir / ".hydra"
+    if (folder / "config.yaml").exists():
+        return  # a resumed run: the first start's files describe the ledger
+    folder.mkdir(parents=True, exist_ok=True)
+    hydra_cfg = HydraConfig.get()
+    OmegaConf.save(cfg, folder / "config.yaml")  # unresolved: ${oc.env:...} secrets stay references
+    OmegaConf.save(OmegaConf.create({"hydra": hydra_cfg}), folder / "hydra.yaml")
+    OmegaConf.save(hydra_cfg.overrides.task, folder / "overrides.yaml")
 
 
 def main() -> None:
@@ -57,18 +76,14 @@ def main() -> None:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
+@hydra_task("ratchet-diagram")
 def _diagram(cfg: DictConfig) -> None:
-    from pydantic import ValidationError
-
-    agent = cfg.agent
-    try:
-        spec = MachineSpec.model_validate(OmegaConf.to_container(agent.machine, resolve=True))
-    except ValidationError as exc:
-        _fail(ConfigError(format_validation_error(exc, "agent.machine")))
-        return
-    print(mermaid(spec, title=str(agent.name)), end="")
+    """The whole config resolved and the agent validated as a run validates it, then drawn."""
+    agent = load_agent_config(_plain(cfg))
+    print(mermaid(agent.machine, title=agent.name), end="")
 
 
+@cli_entry("ratchet-diagram")
 def diagram_main() -> None:
     """``ratchet-diagram agent=futures``: the machine as mermaid text; no run folder is made."""
     sys.argv += ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=disabled",

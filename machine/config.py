@@ -9,8 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from components.exchange.connection import ConnectionConfig
 from components.exchange.sim import SimExchangeConfig
-from core.errors import ConfigError
-from core.validation import format_validation_error
+from components.market.catalog import symbol_to_pair
+from components.notify import NotifyConfig
+from core.errors import ConfigError, DataError
+from core.validation import InvalidKey, format_validation_error
+from machine.soundness import check_machine
 from machine.spec import MachineSpec
 
 
@@ -29,6 +32,7 @@ class MarketConfig(_Frozen):
     end: str | None = None  # ISO date, UTC, exclusive
     on_gap: Literal["fail", "skip"] = "skip"  # gaps and duplicate timestamps: stop, or skip and record
     data_dir: str | None = None  # folder with files named like the bundled ones; None = bundled
+    warmup_bars: int | None = Field(default=None, ge=0)  # history before start; None = what the agent needs
 
     @field_validator("start", "end")
     @classmethod
@@ -40,10 +44,19 @@ class MarketConfig(_Frozen):
     @model_validator(mode="after")
     def _symbols_match_kind(self) -> MarketConfig:
         for s in self.symbols:
-            perpetual = s.endswith(":USDT")
-            if perpetual != (self.kind == "futures"):
-                want = "BASE/USDT:USDT" if self.kind == "futures" else "BASE/USDT"
-                raise ValueError(f"symbol {s!r} does not fit a {self.kind} market; expected {want}")
+            try:
+                symbol_to_pair(self.kind, s)
+            except DataError as exc:
+                raise InvalidKey("symbols", str(exc)) from None
+        return self
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> MarketConfig:
+        start, end = self.window_ms()
+        if start is not None and end is not None and start >= end:
+            relation = "is after" if start > end else "equals"
+            raise InvalidKey("start", f"{self.start} {relation} market.end {self.end}; the window [start, end) "
+                                      "would hold no bars, so start must come first")
         return self
 
     def window_ms(self) -> tuple[int | None, int | None]:
@@ -68,6 +81,11 @@ class AgentConfig(_Frozen):
     machine: MachineSpec
     components: dict[str, dict[str, Any]]
 
+    @model_validator(mode="after")
+    def _machine_can_trade(self) -> AgentConfig:
+        check_machine(self.machine, self.components, "agent")  # raises ConfigError naming the state
+        return self
+
 
 class ExchangeConfig(SimExchangeConfig, ConnectionConfig):
     """The ``exchange`` group: how to reach Binance, and what simulated fills cost."""
@@ -77,7 +95,9 @@ class RunConfig(_Frozen):
     seed: int = 0
     starting_cash: float = Field(default=10_000.0, gt=0)
     commit_every_bars: int = Field(default=500, ge=1)  # and at every bar in which something happened
-    resume: bool = True  # a run folder whose ledger has rows continues where it stopped
+    resume: bool = True  # continue the run a folder holds (same config and data); false: refuse a used folder
+    mode: dict[str, Any] = Field(default_factory=lambda: {"_target_": "machine.modes.ReplayMode"})
+    notify: NotifyConfig = NotifyConfig()
     agent: AgentConfig
     market: MarketConfig
     exchange: ExchangeConfig
@@ -90,6 +110,14 @@ class RunConfig(_Frozen):
                 f"{self.market.name!r} is {self.market.kind}; pick a {self.agent.market_kind} market"
             )
         return self
+
+
+def load_agent_config(data: dict[str, Any]) -> AgentConfig:
+    """Validate the ``agent`` node of a plain config dict alone (as ``ratchet-diagram`` does) or raise ConfigError."""
+    try:
+        return AgentConfig.model_validate(data.get("agent"))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "agent")) from None
 
 
 def load_run_config(data: dict[str, Any]) -> RunConfig:

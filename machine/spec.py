@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.errors import ConfigError
+from core.validation import InvalidKey
 
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -30,6 +31,18 @@ class StateSpec(BaseModel):
     components: tuple[str, ...] = ()
     on_enter: tuple[Action, ...] = ()
     description: str = ""
+    terminal: bool = False  # a deliberate end: no transition leaves it (see machine/soundness.py)
+    # roles views, reports and alerts read instead of state names: `breaker` (no new entries after a
+    # trip), `halt` (only an operator lifts it), `exploring` (clock- or draw-driven visits)
+    tags: tuple[str, ...] = ()
+
+    @field_validator("tags")
+    @classmethod
+    def _snake_tags(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for tag in v:
+            if not _SNAKE.match(tag):
+                raise ValueError(f"state tag {tag!r} must be snake_case")
+        return v
 
 
 class GuardCall(BaseModel):
@@ -92,43 +105,59 @@ class TransitionSpec(BaseModel):
         return _parse_when(v) if v is not None else ()
 
 
+class RolesSpec(BaseModel):
+    """Triggers the agent fires by role, so no code names a trigger."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fallback: str | None = None  # a component failed: back to conservative defaults
+    epsilon: str | None = None  # an epsilon draw took a signal the gate rejected: explore for it
+
+
 class MachineSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     initial: str
     states: dict[str, StateSpec]
     transitions: tuple[TransitionSpec, ...]
+    roles: RolesSpec = RolesSpec()
 
     @model_validator(mode="after")
     def _references_exist(self) -> MachineSpec:
         for name in self.states:
             if not _SNAKE.match(name):
-                raise ValueError(
-                    f"state id {name!r} must be snake_case (a hyphen breaks mermaid and transitions)"
+                raise InvalidKey(
+                    f"states.{name}", "state ids must be snake_case (a hyphen breaks mermaid and transitions)"
                 )
         known = set(self.states)
         if self.initial not in known:
-            raise ValueError(f"initial state {self.initial!r} is not declared; states: {sorted(known)}")
+            raise InvalidKey("initial", f"state {self.initial!r} is not declared; states: {sorted(known)}")
         triggers: set[str] = set()
-        for t in self.transitions:
+        for i, t in enumerate(self.transitions):
             for s in (*t.source, t.dest):
                 if s not in known:
-                    raise ValueError(
-                        f"transition {t.trigger!r} names unknown state {s!r}; states: {sorted(known)}"
-                    )
+                    raise InvalidKey(f"transitions.{i}", f"transition {t.trigger!r} names unknown state {s!r}; "
+                                                         f"states: {sorted(known)}")
             if t.trigger in triggers:
-                raise ValueError(f"trigger {t.trigger!r} is declared twice")
+                raise InvalidKey(f"transitions.{i}", f"trigger {t.trigger!r} is declared twice")
             triggers.add(t.trigger)
+        for role, trigger in self.roles.model_dump().items():
+            if trigger is not None and trigger not in triggers:
+                raise ValueError(f"roles.{role} names unknown trigger {trigger!r}; triggers: {sorted(triggers)}")
         return self
+
+    def states_tagged(self, tag: str) -> tuple[str, ...]:
+        """The states that carry ``tag``, in declared order."""
+        return tuple(name for name, spec in self.states.items() if tag in spec.tags)
 
     def check_references(self, guards: set[str], components: set[str], where: str) -> None:
         """Reject guards and components the agent does not know, naming them."""
-        for t in self.transitions:
+        for i, t in enumerate(self.transitions):
             for g in t.when:
                 if g.name not in guards:
                     raise ConfigError(
-                        f"{where}.machine.transitions[{t.trigger}]: unknown guard {g.name!r}; "
-                        f"known guards: {', '.join(sorted(guards))}"
+                        f"{where}.machine.transitions.{i}: transition {t.trigger!r} names unknown guard "
+                        f"{g.name!r}; known guards: {', '.join(sorted(guards))}"
                     )
         for state, spec in self.states.items():
             for c in spec.components:

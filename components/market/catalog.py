@@ -52,6 +52,12 @@ def symbol_to_pair(kind: str, symbol: str) -> str:
     if kind == "futures" and perp:
         return "-".join(perp.groups())
     example = "BTC/USDT" if kind == "spot" else "BTC/USDT:USDT"
+    if symbol != symbol.upper():
+        raise DataError(f"symbol {symbol!r} is not upper case: ccxt {kind} symbols look like {example!r}")
+    if spot or perp:
+        other = "a spot symbol" if spot else "a perpetual"
+        raise DataError(f"symbol {symbol!r} does not fit a {kind} market: it is {other}; "
+                        f"{kind} symbols look like {example!r}")
     raise DataError(f"symbol {symbol!r} is not a ccxt {kind} symbol like {example!r}")
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from components.market import quality
 from components.market.alignment import align_mark, shared_index, take_rows
-from components.market.catalog import catalog
+from components.market.catalog import Catalog, catalog
 from components.market.parquet_io import read_columns, read_only
 from components.market.quality import GapPolicy
 from components.market.timeframes import iso_utc, timeframe_ms
@@ -53,11 +53,13 @@ def load_bars(
     step = timeframe_ms(timeframe)
     cols = read_columns(path, symbol, CANDLE_COLUMNS)
     quality.check_sorted(path, symbol, cols["ts"])
+    held = _span(cols["ts"], step)
     rows = quality.window(cols["ts"], start_ms, end_ms)
     cols = {name: values[rows] for name, values in cols.items()}
     if len(cols["ts"]) == 0:
-        raise DataError(
-            f"{path} ({symbol}) has no {timeframe} candles in {_describe_window(start_ms, end_ms)}"
+        raise _EmptyWindow(
+            f"{path} ({symbol}) has no {timeframe} candles in {_describe_window(start_ms, end_ms)}; "
+            f"it holds {held}"
         )
     keep, issues = quality.duplicate_rows(path, symbol, cols["ts"], on_gap)
     if keep is not None:
@@ -107,6 +109,7 @@ def load_market(
     settlements inside ``[first open, last open + timeframe)``.
     """
     quality.check_policy(on_gap)
+    step = timeframe_ms(timeframe)
     symbols = list(symbols)
     if not symbols:
         raise DataError(f"no symbols given for the {kind} {timeframe} market")
@@ -120,7 +123,14 @@ def load_market(
     issues: list[DataIssue] = []
     loaded: dict[str, Bars] = {}
     for symbol in symbols:
-        loaded[symbol], found = load(source.candles(kind, symbol, timeframe), symbol)
+        try:
+            loaded[symbol], found = load(source.candles(kind, symbol, timeframe), symbol)
+        except _EmptyWindow:
+            spans = ", ".join(f"{s} {_span(_open_times(source, kind, s, timeframe), step)}" for s in symbols)
+            raise DataError(
+                f"no {kind} {timeframe} candles for {symbol} in {_describe_window(start_ms, end_ms)}; "
+                f"the data holds {spans}"
+            ) from None
         issues += found
     index, dropped = shared_index(loaded, on_gap)
     issues += dropped
@@ -142,6 +152,21 @@ def load_market(
         data[symbol] = SymbolData(bars, mark, funding)
     market_kind = cast(MarketKind, kind)  # the catalog has checked it
     return MarketData(market_kind, timeframe, timeframe_ms(timeframe), read_only(index), data, tuple(issues))
+
+
+class _EmptyWindow(DataError):
+    """No candle of a file opens inside the requested window."""
+
+
+def _open_times(source: Catalog, kind: str, symbol: str, timeframe: str) -> np.ndarray:
+    return read_columns(source.candles(kind, symbol, timeframe), symbol, ("ts",))["ts"]
+
+
+def _span(ts: np.ndarray, step: int) -> str:
+    """The window a file's candles cover, as ``[first open, last open + timeframe)``, like market.start/end."""
+    if len(ts) == 0:
+        return "no candles"
+    return f"[{iso_utc(int(ts[0]))}, {iso_utc(int(ts[-1]) + step)})"
 
 
 def _describe_window(start_ms: int | None, end_ms: int | None) -> str:

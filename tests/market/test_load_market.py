@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from components.market.catalog import BUNDLED_DATA_DIR
 from components.market.loader import load_market
+from components.market.timeframes import iso_utc
 from core.errors import DataError
 
 PERPS = ["BTC/USDT:USDT", "ETH/USDT:USDT"]
@@ -134,3 +136,17 @@ def _perp_dir(user_dir, *, eth=None, btc_mark=None):
     }
     paths = [user_dir(name, **edits.get(name, {})) for name in PERP_FILES]
     return paths[0].parent
+
+
+def test_a_window_outside_the_data_names_the_range_each_symbol_holds(user_dir) -> None:
+    data_dir = _perp_dir(user_dir, eth={"drop": range(10)})  # ETH starts 10 hours late
+
+    with pytest.raises(DataError) as err:
+        load_market("futures", PERPS, "1h", on_gap="skip", end_ms=START + 5 * HOUR, data_dir=data_dir)
+
+    message = str(err.value)
+    assert "no futures 1h candles for ETH/USDT:USDT in the window [the beginning, 2022-01-01T05:00:00Z)" in message
+    for coin, first in (("BTC", START), ("ETH", START + 10 * HOUR)):
+        ts = pq.read_table(data_dir / f"binance_futures_{coin}-USDT-USDT_1h.parquet", columns=["ts"])
+        last_close = ts.column("ts").to_numpy()[-1] + HOUR
+        assert f"{coin}/USDT:USDT [{iso_utc(first)}, {iso_utc(last_close)})" in message

@@ -103,3 +103,19 @@ def test_bundled_readme_says_binance_public_market_data_and_keeps_provenance() -
         assert f"`{path.name}`" in readme
         source = json.loads(pq.read_schema(path).metadata[b"source"])
         assert {"repo", "commit", "path"} <= source.keys()
+
+
+@pytest.mark.parametrize(("kind", "symbol", "example"), [("spot", "btc/usdt", "'BTC/USDT'"),
+                                                         ("futures", "btc/usdt", "'BTC/USDT:USDT'"),
+                                                         ("futures", "Btc/Usdt:Usdt", "'BTC/USDT:USDT'")])
+def test_a_lowercase_symbol_is_told_that_ccxt_symbols_are_upper_case(kind: str, symbol: str, example: str) -> None:
+    with pytest.raises(DataError) as err:
+        Catalog().candles(kind, symbol, "1h")
+    assert str(err.value) == f"symbol {symbol!r} is not upper case: ccxt {kind} symbols look like {example}"
+
+
+@pytest.mark.parametrize(("kind", "symbol", "named"), [("futures", "BTC/USDT", "it is a spot symbol"),
+                                                       ("spot", "BTC/USDT:USDT", "it is a perpetual")])
+def test_a_symbol_of_the_other_market_kind_is_named_as_such(kind: str, symbol: str, named: str) -> None:
+    with pytest.raises(DataError, match=f"does not fit a {kind} market: {named}"):
+        Catalog().candles(kind, symbol, "1h")

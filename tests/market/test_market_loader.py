@@ -65,9 +65,15 @@ def test_a_window_around_the_halt_loads_spot_without_issue() -> None:
     assert issues == [] and bars.ts[0] == HALT + HOUR
 
 
-def test_an_empty_window_is_an_error_naming_the_file() -> None:
-    with pytest.raises(DataError, match="no 1h candles in the window"):
+def test_an_empty_window_is_an_error_naming_the_file_and_the_range_it_holds() -> None:
+    whole, _ = load_bars(BUNDLED_DATA_DIR / PERP, "BTC/USDT:USDT", "1h", on_gap="fail")
+
+    with pytest.raises(DataError) as err:
         load_bars(BUNDLED_DATA_DIR / PERP, "BTC/USDT:USDT", "1h", on_gap="fail", end_ms=0)
+
+    message = str(err.value)
+    assert PERP in message and "no 1h candles in the window [the beginning, 1970-01-01T00:00:00Z)" in message
+    assert f"it holds [{iso_utc(whole.ts[0])}, {iso_utc(whole.ts[-1] + HOUR)})" in message
 
 
 def test_a_missing_file_is_named(tmp_path) -> None:
