@@ -50,6 +50,7 @@ _EXACT: dict[str, tuple[type, ...]] = {
     "TIMESTAMP": (datetime,),
 }
 
+_COPY_CHUNK = 1 << 20  # bytes a snapshot copy reads at a time
 _FEW_ROWS = 16  # up to this many rows per table a VALUES insert beats an Arrow insert (~3x)
 _INT_BOUNDS = {"BIGINT": (-(2**63), 2**63 - 1), "INTEGER": (-(2**31), 2**31 - 1)}
 
@@ -191,6 +192,7 @@ class Ledger:
         self._buffers: dict[str, list[dict[str, Any]]] = {}
         self._pending = 0
         self._closed = False
+        self._file: int | None = None  # the ledger file, read by publish_snapshot
 
     @classmethod
     def open(
@@ -310,34 +312,35 @@ class Ledger:
         """Copy the committed rows to `snapshot_path(self.path)`, for readers while this process
         holds the ledger; return that path. Rows appended but not committed are not in it.
 
-        DuckDB copies the tables in one transaction into a new file, under a hidden name in the
-        same folder, which is then renamed over the previous snapshot: a reader opens the old
-        snapshot or the new one, never half of one. Its modification time is the wall clock at
-        publishing, which readers report. (Copying the ledger file itself would open and close it
-        in this process, and closing any descriptor of a file drops the process's POSIX locks on
-        it, DuckDB's write lock included.)
+        CHECKPOINT folds the write-ahead log into the file; the file is copied to a hidden name in
+        the same folder and renamed over the previous snapshot, so a reader opens the old snapshot
+        or the new one, never half of one. Its modification time is the wall clock at publishing,
+        which readers report. Call it from the thread that commits, between commits.
         """
         if self.read_only or self.path == ":memory:":
             raise LedgerError(f"ledger {self.path}: only a ledger file open for writing publishes a snapshot")
         target = snapshot_path(self.path)
         partial = target.with_name(f".{target.name}.partial")
-        leftovers = (partial, partial.with_name(f"{partial.name}.wal"))
         try:
-            for path in leftovers:  # from a process killed while publishing
-                path.unlink(missing_ok=True)
-            catalog = self._con.execute("SELECT current_database()").fetchone()[0]
-            self._con.execute(f"ATTACH {sql_string(str(partial))} AS _ledger_snapshot")
-            try:
-                self._con.execute(f'COPY FROM DATABASE "{catalog}" TO _ledger_snapshot')
-            finally:
-                self._con.execute("DETACH _ledger_snapshot")
+            self._con.execute("CHECKPOINT")
+            if self._file is None:
+                # Kept open until close(): closing any descriptor of a file drops every POSIX lock
+                # this process holds on it, DuckDB's write lock included.
+                self._file = os.open(self.path, os.O_RDONLY)
+            with open(partial, "wb") as copy:
+                size, offset = os.fstat(self._file).st_size, 0
+                while offset < size:
+                    chunk = os.pread(self._file, min(_COPY_CHUNK, size - offset), offset)
+                    if not chunk:
+                        break
+                    copy.write(chunk)
+                    offset += len(chunk)
             published = self._wall_clock()
             os.utime(partial, (published, published))
             os.replace(partial, target)
         except (duckdb.Error, OSError) as exc:
-            for path in leftovers:
-                with contextlib.suppress(OSError):
-                    path.unlink()
+            with contextlib.suppress(OSError):
+                partial.unlink()
             raise LedgerError(f"ledger {self.path}: publishing the snapshot {target} failed: {exc}") from exc
         return target
 
@@ -380,6 +383,8 @@ class Ledger:
         finally:
             self._closed = True
             self._con.close()
+            if self._file is not None:  # after DuckDB has let go of the file, never before
+                os.close(self._file)
 
     def __enter__(self) -> Self:
         return self
