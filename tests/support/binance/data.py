@@ -43,8 +43,8 @@ class SymbolSpec:
         return self.base + self.quote
 
     def precision(self, value: str) -> int:
-        """Decimals of a filter value: '0.001' -> 3, '1' -> 0."""
-        return len(value.rstrip("0").split(".")[1]) if "." in value.rstrip("0") else 0
+        """Decimals a filter value is written with: '0.10' -> 2 (BTCUSDT's pricePrecision), '1' -> 0."""
+        return len(value.split(".")[1]) if "." in value else 0
 
 
 # Filters as Binance lists them (spot and USDT-M exchangeInfo, 2024-2025).
