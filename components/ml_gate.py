@@ -32,6 +32,7 @@ from core.market import Bars, MarketData
 from core.records import ClosedTrade
 
 DAY_MS = 86_400_000
+RECENT_PREDICTIONS = 500  # the window of the hit rate a heartbeat shows
 MEMBER_COLUMNS = {"attention_mlp": "p_attention_mlp", "lstm": "p_lstm", "cnn": "p_cnn",
                   "transformer": "p_transformer"}
 
@@ -107,6 +108,7 @@ class MLGate(Component):
         self._probs: dict[str, np.ndarray] = {}
         self._next_retrain: int | None = None
         self._training: _Training | None = None  # a retrain started and not yet swapped in
+        self._recent_hits: deque[bool] = deque(maxlen=RECENT_PREDICTIONS)  # (p > 0.5) == outcome
         self.threshold = self.config.threshold
         self._gated: deque[bool] = deque(maxlen=self.config.lookback_trades)
         self._epsilon: EpsilonDraw | None = None
@@ -222,9 +224,11 @@ class MLGate(Component):
             outcome = float(math.log(closes[i] / closes[j]) > self._log_fee)
             rows.append(members)
             outcomes.append(outcome)
+            probability = float(self._live.ensemble.combine(members)[0])
+            self._recent_hits.append((probability > 0.5) == (outcome == 1.0))
             ctx.record("predictions", {
                 "ts": int(self._ts[j]) + self._tf, "symbol": symbol, "model_version": self._live_version,
-                "probability": float(self._live.ensemble.combine(members)[0]), "outcome": outcome,
+                "probability": probability, "outcome": outcome,
                 **{MEMBER_COLUMNS[n]: float(p) for n, p in zip(self._live.ensemble.names, members,
                                                                strict=True)}})
         if not rows:
@@ -236,6 +240,11 @@ class MLGate(Component):
                        {"model_version": self._live_version, "decay": self._live.ensemble.config.decay,
                         "temperature": self._live.ensemble.config.temperature,
                         "ew_log_loss": dict(self._live.ensemble.performance.ew_loss)})
+
+    def status(self) -> dict[str, Any]:
+        hits = self._recent_hits
+        return {"model_version": self._live_version,
+                "model_hit_rate": sum(hits) / len(hits) if hits else None}
 
     # --- the gate ---------------------------------------------------------------------------
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:

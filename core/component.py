@@ -130,6 +130,10 @@ class Component:
     def reset(self, ctx: AgentContext) -> None:
         """Return learned risk to its conservative default (state ``on_enter: reset_risk``)."""
 
+    def status(self) -> dict[str, Any]:
+        """What a heartbeat shows of this component (the ML gate: its live model, recent hit rate)."""
+        return {}
+
 
 def declared_target(decl: dict[str, Any], where: str, base: type) -> tuple[type, BaseModel]:
     """``{_target_: module.Class, **params}``: the class (a subclass of ``base``) and its params

@@ -131,6 +131,14 @@ class Agent:
                 self._decide(symbol, i, now, pipeline, equity)
         self.recorder.equity(now, equity, cash, unrealized, len(self.exchange.positions), state)
 
+    def status(self, i: int) -> dict[str, Any]:
+        """What a heartbeat reports after bar ``i``: state and since when, equity, positions, model."""
+        model: dict[str, Any] = {}
+        for component in self.components.values():
+            model.update(component.status())
+        return {"state": self.state, "state_since": self.facts.state_entered_at, "equity": self.facts.equity,
+                "exchange": self.exchange, "prices": {s: c[i] for s, c in self._closes.items()}, "model": model}
+
     def apply_command(self, now: int, command: dict[str, str]) -> None:
         """An operator command (machine/operator.py), recorded with the bar it was taken at."""
         if command["command"] == "resume":
@@ -181,10 +189,7 @@ class Agent:
         elif action == "start_afresh":
             self.facts.start_afresh()
         elif action == "alert":
-            self.recorder.row("notifications", {
-                "ts": self._now, "agent": self.name, "channel": "ledger", "kind": "alert",
-                "message": f"{self.name}: {fired.source} -> {fired.dest} ({fired.reason})",
-                "delivered": True, "error": None})
+            pass  # alerts follow from the transition row and the states' tags (machine/notices.py)
         else:  # pragma: no cover - the spec's Literal forbids others
             raise ConfigError(f"unknown action {action!r}")
 

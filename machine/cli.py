@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from components.notify import without_secrets
-from core.errors import RatchetError
 from machine.builder import mermaid
-from machine.cli_errors import USER_ERROR, cli_entry, describe, hydra_task, resolve_config
+from machine.cli_errors import cli_entry, hydra_task, resolve_config
 from machine.config import load_agent_config, load_run_config
 from machine.stopping import StopRequest
 
@@ -27,36 +26,28 @@ def _plain(cfg: DictConfig) -> dict[str, Any]:
     return data
 
 
-def _fail(exc: RatchetError) -> NoReturn:
-    """One line and exit 2, from inside a task function; ``hydra_task`` does the same for a whole task."""
-    print(f"ratchet: {describe(exc)}", file=sys.stderr)
-    sys.exit(USER_ERROR)
-
-
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
+@hydra_task("ratchet")
 def _run(cfg: DictConfig) -> None:
     from machine.engine import run_replay
     from machine.report import render, summarize, write_summary
 
-    try:
-        data = _plain(cfg)
-        run_cfg = load_run_config(data)
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
-        with StopRequest() as stop:
-            result = run_replay(run_cfg, run_dir, config_dump=without_secrets(data), stopping=stop.requested,
-                                on_claimed=lambda: _save_hydra_config(cfg, run_dir))
-        summary = summarize(result.ledger_path)
-        summary["bars"] = result.bars
-        summary["seconds"] = round(result.seconds, 2)
-        write_summary(summary, run_dir)
-        resumed = f", resumed after bar {result.resumed_from_bar}" if result.resumed_from_bar else ""
-        print(f"replayed {result.bars} bars in {result.seconds:.1f}s{resumed}")
-        if result.stopped:
-            print(f"stopped on request after {result.bars} bars, everything committed; run the same command "
-                  f"with hydra.run.dir={run_dir} to go on")
-        print(render(summary, run_dir))
-    except RatchetError as exc:
-        _fail(exc)
+    data = _plain(cfg)
+    run_cfg = load_run_config(data)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    with StopRequest() as stop:
+        result = run_replay(run_cfg, run_dir, config_dump=without_secrets(data), stopping=stop.requested,
+                            on_claimed=lambda: _save_hydra_config(cfg, run_dir))
+    summary = summarize(result.ledger_path)
+    summary["bars"] = result.bars
+    summary["seconds"] = round(result.seconds, 2)
+    write_summary(summary, run_dir)
+    resumed = f", resumed after bar {result.resumed_from_bar}" if result.resumed_from_bar else ""
+    print(f"replayed {result.bars} bars in {result.seconds:.1f}s{resumed}")
+    if result.stopped:
+        print(f"stopped on request after {result.bars} bars, everything committed; run the same command "
+              f"with hydra.run.dir={run_dir} to go on")
+    print(render(summary, run_dir))
 
 
 def _save_hydra_config(cfg: DictConfig, run_dir: Path) -> None:
@@ -71,6 +62,7 @@ def _save_hydra_config(cfg: DictConfig, run_dir: Path) -> None:
     OmegaConf.save(hydra_cfg.overrides.task, folder / "overrides.yaml")
 
 
+@cli_entry("ratchet")
 def main() -> None:
     _run()
 

@@ -28,6 +28,7 @@ from machine import operator
 from machine.agent import Agent
 from machine.config import RunConfig
 from machine.modes import Mode, build_mode
+from machine.notices import Notices
 from machine.recorder import Recorder
 from machine.run_folder import LEDGER_FILE, claim
 
@@ -120,6 +121,8 @@ def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | N
         if on_claimed is not None:
             on_claimed()
         recorder = Recorder(ledger, cfg.agent.name)
+        recorder.notices = notices = Notices(cfg.notify, mode=mode.name, agent=cfg.agent.name,
+                                             market=cfg.market.name, machine=cfg.agent.machine)
         exchange = mode.exchange(cfg, market)
         learning = mode.learning()
         agent = Agent(cfg.agent, components, market, exchange, recorder, artifacts_dir=run_dir, seed=cfg.seed,
@@ -132,6 +135,8 @@ def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | N
                 loop.run(stop_after_bars, stopping)
         finally:
             learning.close()
+            for row in notices.close():
+                recorder.row("notifications", row)
     return RunResult(run_dir, ledger_path, run_id, loop.bars, time.perf_counter() - started, loop.resume_at,
                      agent.facts, loop.stopped)
 
@@ -188,6 +193,8 @@ class _Loop:
             agent.apply_command(now, command)
         last = not self.feed.live and i == len(self.market) - 1
         agent.on_bar(i, self.exchange.process_bar(i), self.ready, last=last)
+        for row in recorder.notices.after_bar(now, muted=recorder.muted, **agent.status(i)):
+            recorder.row("notifications", row)
         self.bars += 1
         if self.mode.commit_every_bar:
             recorder.commit_if(True)

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine.cli_errors import cli_entry
+
 COMMANDS = ("resume",)
 
 
@@ -44,6 +46,7 @@ def take(run_dir: Path) -> list[dict[str, str]]:
     return out
 
 
+@cli_entry("ratchet-control")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ratchet-control", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)

@@ -6,10 +6,13 @@ fast-forward rebuilds memory without writing a row twice.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.records import ClosedTrade, EntryOrder, ExitOrder, Fill, FundingPayment
 from ledger.writer import Ledger
+
+if TYPE_CHECKING:
+    from machine.notices import Notices
 
 # Rows that only describe the market or score models, not decisions: like equity marks they ride
 # along with the next commit (at most ``commit_every_bars`` later), and a resumed run recomputes them.
@@ -27,6 +30,7 @@ class Recorder:
         self.agent = agent
         self.muted = False
         self.events = 0  # rows since the last commit that must be durable at this bar
+        self.notices: Notices | None = None  # alerts follow from the rows recorded (machine/notices.py)
 
     def _append(self, table: str, row: dict[str, Any], *, event: bool = True) -> None:
         if self.muted:
@@ -74,15 +78,20 @@ class Recorder:
 
     def transition(self, ts: int, source: str, dest: str, trigger: str, reason: str,
                    evidence: dict[str, Any]) -> None:
-        self._append("transitions", {
-            "ts": ts, "agent": self.agent, "source": source, "dest": dest, "trigger": trigger,
-            "reason": reason, "evidence": evidence})
+        row = {"ts": ts, "agent": self.agent, "source": source, "dest": dest, "trigger": trigger,
+               "reason": reason, "evidence": evidence}
+        self._append("transitions", row)
+        if self.notices is not None and not self.muted:
+            self.notices.transition(row)
 
     def adjustment(self, ts: int, kind: str, before: Any, after: Any, reason: str,
                    evidence: dict[str, Any]) -> None:
-        self._append("adjustments", {
-            "ts": ts, "agent": self.agent, "kind": kind, "before": before, "after": after,
-            "reason": reason, "evidence": evidence}, event=kind not in OBSERVATIONS)
+        row = {"ts": ts, "agent": self.agent, "kind": kind, "before": before, "after": after,
+               "reason": reason, "evidence": evidence}
+        observation = kind in OBSERVATIONS
+        self._append("adjustments", row, event=not observation)
+        if self.notices is not None and not self.muted and not observation:
+            self.notices.adjustment(row)
 
     def row(self, table: str, row: dict[str, Any]) -> None:
         """Any other table (models, decisions, predictions, ...); the caller gives the columns."""

@@ -63,8 +63,9 @@ def test_breakers_trip_flatten_cool_down_and_resume_at_base_risk(ledger_2022):
     open_after_trip = _one(ledger_2022, "SELECT max(open_positions) FROM equity WHERE ts > ? AND ts < ?",
                            trip_ts + 3_600_000, resume_ts)[0]
     assert open_after_trip == 0  # on_enter: flatten
-    alert = _one(ledger_2022, "SELECT message FROM notifications WHERE ts = ? AND kind = 'alert'", trip_ts)
-    assert alert and "circuit_broken" in alert[0]
+    alert = _one(ledger_2022, "SELECT message, channel, delivered FROM notifications "
+                              "WHERE ts = ? AND kind = 'breaker_trip'", trip_ts)
+    assert alert is not None and "circuit_broken" in alert[0] and alert[1:] == ("ledger", True)
     next_entry = _one(ledger_2022, "SELECT t.risk_fraction, t.state FROM orders o JOIN trades t "
                                    "ON o.order_id = t.trade_id WHERE o.ts >= ? ORDER BY o.ts LIMIT 1", resume_ts)
     assert next_entry[0] <= 0.003  # Kelly, if earned again at once, ratchets up from base risk
