@@ -2,7 +2,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench lint clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: install run test bench lint clean chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -16,8 +18,15 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/ratchet -m experiment=futures,hybrid
 
+## Debian's chromium, for the tests that open reports and the dashboard in a real browser
+## (Playwright drives it by path: `playwright install` needs the internet).
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; \
+	  else echo "chromium is missing: sudo apt-get install -y chromium (the browser tests need it)" >&2; fi; }
+
 ## Runs the whole test suite offline.
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 bench: $(STAMP)
