@@ -337,7 +337,8 @@ def _notice(line: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns 0, or 2 after printing one line to stderr."""
+    """Run the CLI; returns 0, 2 after printing one line to stderr, or 141 when the reader of its
+    output went away (as a process killed by SIGPIPE)."""
     args = _parser().parse_args(argv)
     if args.list_views:
         width = max(map(len, VIEW_NAMES))
