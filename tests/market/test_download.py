@@ -21,7 +21,9 @@ from components.market.loader import load_bars, load_market
 from components.market.progress import Progress
 from core.errors import DataError
 from core.market import MarketData
+from machine.compose import compose_run
 from machine.download_cli import run
+from machine.engine import load_run_market
 from tests.support.binance import FakeBinance, FakeClock
 
 HOUR = 3_600_000
@@ -70,20 +72,26 @@ def klines_starts(exchange: FakeBinance, path: str, symbol: str = "BTCUSDT", sin
     return [int(r.params["startTime"]) for r in exchange.requests(path)[since:] if r.params["symbol"] == symbol]
 
 
-def test_a_downloaded_stretch_replays_exactly_as_the_bundled_bars(exchange: FakeBinance, tmp_path: Path) -> None:
+def test_a_downloaded_set_replays_as_the_bundled_one_with_nothing_else_changed(exchange: FakeBinance,
+                                                                               tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
+    run_overrides = ["agent=futures", "market=perp_1h", "market.start=2024-02-01", "market.end=2024-03-01"]
     out, err = io.StringIO(), io.StringIO()
 
-    status = run(["market=perp_1h", "market.start=2024-01-01", "market.end=2024-03-01", f"market.data_dir={data_dir}",
-                  f"exchange.base_url={exchange.base_url}", "++exchange.rate_limit_ms=1"], out=out, err=err)
+    status = run([*run_overrides, f"market.data_dir={data_dir}", f"exchange.base_url={exchange.base_url}",
+                  "++exchange.rate_limit_ms=1"], out=out, err=err)
 
     assert (status, err.getvalue()) == (0, "")
     assert "\r" not in out.getvalue()  # no progress bar when the output is not a terminal
-    assert out.getvalue().count("+1440 rows") == 4 and out.getvalue().count("+180 rows") == 2
-    downloaded = load_market("futures", PERPS, "1h", on_gap="fail", data_dir=data_dir)
-    assert_same_market(downloaded, load_market("futures", PERPS, "1h", on_gap="fail", start_ms=JAN_1, end_ms=MAR_1))
-    for path in ("/fapi/v1/klines", "/fapi/v1/markPriceKlines"):  # 1440 bars: two pages within Binance's limit
-        assert klines_starts(exchange, path) == [JAN_1, JAN_1 + 1000 * HOUR]
+    bundled = load_run_market(compose_run(*run_overrides))
+    downloaded = load_run_market(compose_run(*run_overrides, f"market.data_dir={data_dir}"))
+    assert bundled.trade_from > 0  # the agent's warm-up history before market.start came down too
+    assert downloaded.trade_from == bundled.trade_from
+    assert_same_market(downloaded, bundled)
+    first = int(bundled.ts[0])
+    assert f"warm-up: {bundled.trade_from} 1h bars before market.start for agent futures" in out.getvalue()
+    for path in ("/fapi/v1/klines", "/fapi/v1/markPriceKlines"):  # two pages within Binance's limit
+        assert klines_starts(exchange, path) == [first, first + 1000 * HOUR]
         assert {int(r.params["limit"]) for r in exchange.requests(path)} == {1000}
 
 
@@ -292,8 +300,9 @@ def test_a_killed_download_leaves_valid_files_and_resumes_where_it_stopped(excha
     data_dir = tmp_path / "data"
     stuck = exchange.faults.hold("/fapi/v1/klines", skip=1)  # the second page never comes back
     command = [sys.executable, "-c", "from machine.download_cli import main; main()", "market=perp_1h",
-               "market.start=2024-01-01", "market.end=2024-03-01", f"market.data_dir={data_dir}",
-               f"exchange.base_url={exchange.base_url}", "++exchange.rate_limit_ms=1", "++download.checkpoint_s=0"]
+               "market.start=2024-01-01", "market.end=2024-03-01", "market.warmup_bars=0",
+               f"market.data_dir={data_dir}", f"exchange.base_url={exchange.base_url}", "++exchange.rate_limit_ms=1",
+               "++download.checkpoint_s=0"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         exchange.wait_for(lambda r: r.path == "/fapi/v1/klines" and r.params["startTime"] == str(JAN_1 + 1000 * HOUR),
