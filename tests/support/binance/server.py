@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -193,9 +193,3 @@ class _HttpHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
         """Quiet: the request log on the server object is what tests read."""
-
-
-def serving(clock: FakeClock) -> Iterator[FakeBinance]:
-    """A started server for a pytest fixture (``yield from serving(clock)``)."""
-    with FakeBinance(clock) as server:
-        yield server
