@@ -109,11 +109,12 @@ def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | N
     started = time.perf_counter()
     mode = build_mode(cfg.mode)
     components = build_components(cfg)
+    config = _config_json(cfg, config_dump)
+    claimed = claim(run_dir, cfg.agent.name, config, resume=cfg.resume)
     feed: Feed = _GivenMarket(market) if market is not None else _feed(mode, cfg, run_dir, components)
     market = feed.history()
-    config = _config_json(cfg, config_dump)
     fingerprint = data_fingerprint(market, market.trade_from if feed.live else None)
-    claimed = claim(run_dir, cfg.agent.name, config, fingerprint, resume=cfg.resume)
+    claimed.check_data(fingerprint)
     run_dir.mkdir(parents=True, exist_ok=True)
     ledger_path = run_dir / LEDGER_FILE
     run_id = _run_id(run_dir)
@@ -129,12 +130,16 @@ def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | N
                       learning=learning)
         if claimed.fresh:
             _record_start(recorder, cfg, mode, market, config, fingerprint)
+        if mode.commit_every_bar:
+            recorder.commit_if(True)
+            ledger.publish_snapshot()
         loop = _Loop(cfg, mode, feed, agent, exchange, recorder, ledger, run_dir, market, claimed.last_ts)
         try:
             if not loop.complete:
                 loop.run(stop_after_bars, stopping)
         finally:
             learning.close()
+            mode.close()
             for row in notices.close():
                 recorder.row("notifications", row)
     return RunResult(run_dir, ledger_path, run_id, loop.bars, time.perf_counter() - started, loop.resume_at,
@@ -196,8 +201,9 @@ class _Loop:
         for row in recorder.notices.after_bar(now, muted=recorder.muted, **agent.status(i)):
             recorder.row("notifications", row)
         self.bars += 1
-        if self.mode.commit_every_bar:
-            recorder.commit_if(True)
+        if self.mode.commit_every_bar:  # paper, live: durable, and readable by others, bar by bar
+            if recorder.commit_if(True):
+                self.ledger.publish_snapshot()
         elif not last:  # the last bar's commit (by the caller) marks the run complete
             every = self.cfg.commit_every_bars
             recorder.commit_if(i % every == every - 1)

@@ -9,11 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from components.clocks import ReplayClock
+from components.clocks import ExchangeClock, ReplayClock
+from components.exchange.ccxt_client import BinanceClient, connect
 from components.exchange.sim import SimExchange
 from components.market.feeds import StoredFeed
+from components.market.polling_feed import PollingFeed
 from core.component import declared_target
 from core.market import MarketData
 from core.protocols import Clock, Exchange, Feed
@@ -46,6 +48,9 @@ class Mode:
         """What the ledger's ``runs.exchange`` says the orders went to."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release connections the mode opened."""
+
     def learning(self) -> InlineLearning | BackgroundLearning:
         """Learning jobs run inline (replay: deterministic) or beside the loop (paper, live)."""
         return BackgroundLearning() if self.commit_every_bar else InlineLearning()
@@ -75,6 +80,48 @@ class ReplayMode(Mode):
 
     def venue(self, cfg: RunConfig) -> str:
         return "sim"
+
+
+class PaperConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    poll_seconds: float = Field(default=5.0, gt=0.0)  # longest sleep between looks at the exchange's clock
+
+
+class PaperMode(Mode):
+    """Live Binance bars through ccxt, simulated fills on them, the exchange's server time. No keys."""
+
+    name = "paper"
+    Config = PaperConfig
+    config: PaperConfig
+    commit_every_bar = True
+
+    def __init__(self, config: BaseModel) -> None:
+        super().__init__(config)
+        self._client: BinanceClient | None = None
+
+    def client(self, cfg: RunConfig) -> BinanceClient:
+        if self._client is None:
+            self._client = connect(cfg.market.kind, cfg.exchange)
+        return self._client
+
+    def feed(self, cfg: RunConfig, run_dir: Path, warmup_bars: int) -> Feed:
+        m = cfg.market
+        return PollingFeed(self.client(cfg), m.kind, list(m.symbols), m.timeframe, on_gap=m.on_gap,
+                           store_dir=run_dir / "market", warmup_bars=warmup_bars)
+
+    def exchange(self, cfg: RunConfig, market: MarketData) -> Exchange:
+        return SimExchange(cfg.exchange, market, cfg.starting_cash)
+
+    def clock(self, cfg: RunConfig) -> Clock:
+        return ExchangeClock(self.client(cfg).server_time, self.config.poll_seconds)
+
+    def venue(self, cfg: RunConfig) -> str:
+        return f"{self.client(cfg).venue}, simulated fills"
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
 
 
 def build_mode(decl: dict[str, Any]) -> Mode:

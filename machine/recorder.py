@@ -97,9 +97,10 @@ class Recorder:
         """Any other table (models, decisions, predictions, ...); the caller gives the columns."""
         self._append(table, row, event=table not in OBSERVATION_TABLES)
 
-    def commit_if(self, due: bool) -> None:
-        if self.muted:
-            return
-        if self.events or due:
-            self.ledger.commit()
-            self.events = 0
+    def commit_if(self, due: bool) -> bool:
+        """Commit when rows that must be durable are pending, or when ``due``; True if it did."""
+        if self.muted or not (self.events or due):
+            return False
+        self.ledger.commit()
+        self.events = 0
+        return True

@@ -24,8 +24,17 @@ LEDGER_FILE = "ledger.duckdb"
 class Claim:
     """What the folder holds: nothing (a fresh run), or a run to resume after ``last_ts``."""
 
+    run_dir: Path
     fresh: bool
     last_ts: int | None  # the last committed equity mark; None: no bar committed yet
+    fingerprint: str | None  # of the market data the run started on
+
+    def check_data(self, fingerprint: str) -> None:
+        """Refuse resuming on other market data than the run started on."""
+        if self.fingerprint is not None and self.fingerprint != fingerprint:
+            raise DataError(f"run folder {self.run_dir}: the market data changed since the run started "
+                            f"(fingerprint {self.fingerprint} in the ledger, {fingerprint} now); restore the "
+                            "data it ran on, or start a new run in a new hydra.run.dir")
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> str:
@@ -37,14 +46,18 @@ def first_difference(a: Any, b: Any, path: str = "") -> str:
     return f"{path or '<root>'}: {a!r} in the ledger, {b!r} now"
 
 
-def claim(run_dir: Path, agent: str, config: dict[str, Any], fingerprint: str, *, resume: bool) -> Claim:
-    """Check, read-only, that ``run_dir`` may hold this run; raise ConfigError/DataError if not."""
+def claim(run_dir: Path, agent: str, config: dict[str, Any], *, resume: bool) -> Claim:
+    """Check, read-only, that ``run_dir`` may hold this run; raise ConfigError/DataError if not.
+
+    The market data is checked once it is loaded (``Claim.check_data``): paper and live fetch
+    it into the run folder, which must not happen before the folder is claimed.
+    """
     path = run_dir / LEDGER_FILE
     if not path.exists():
-        return Claim(fresh=True, last_ts=None)
+        return Claim(run_dir, fresh=True, last_ts=None, fingerprint=None)
     runs, last_ts = _read(path, run_dir, agent)
     if not runs:
-        return Claim(fresh=True, last_ts=None)  # created, killed before its first commit
+        return Claim(run_dir, fresh=True, last_ts=None, fingerprint=None)  # killed before its first commit
     where = f"run folder {run_dir}"
     if len(runs) > 1:
         raise ConfigError(f"{where} holds {len(runs)} runs spliced into one ledger; it cannot be resumed. "
@@ -61,11 +74,7 @@ def claim(run_dir: Path, agent: str, config: dict[str, Any], fingerprint: str, *
     if stored != config:
         raise ConfigError(f"{where} holds a run of another configuration ({first_difference(stored, config)}); "
                           "resume it with the same overrides, or choose a new hydra.run.dir")
-    if stored_fingerprint != fingerprint:
-        raise DataError(f"{where}: the market data changed since the run started (fingerprint "
-                        f"{stored_fingerprint} in the ledger, {fingerprint} now); restore the data it ran "
-                        "on, or start a new run in a new hydra.run.dir")
-    return Claim(fresh=False, last_ts=last_ts)
+    return Claim(run_dir, fresh=False, last_ts=last_ts, fingerprint=stored_fingerprint)
 
 
 def _read(path: Path, run_dir: Path, agent: str) -> tuple[list[tuple[str, str, str]], int | None]:

@@ -138,17 +138,21 @@ class SimExchange:
         self._futures = market.kind == "futures"
         self._fee = config.futures_taker_fee if self._futures else config.spot_taker_fee
         self._slip = config.slippage_bps / 10_000
-        self._ts: list[int] = market.ts.tolist()
-        self._timeframe_ms = market.timeframe_ms
-        self._series: dict[str, _Series] = {}
-        for symbol, data in market.symbols.items():
-            brackets = dated_brackets(config.brackets, symbol) if self._futures else None
-            self._series[symbol] = _Series(data, market.ts, brackets)
+        self._brackets = {s: dated_brackets(config.brackets, s) if self._futures else None for s in market.symbols}
+        self.extend(market)
         self._cash = float(starting_cash)
         self._positions: dict[str, Position] = {}
         self._entries: list[EntryOrder] = []
         self._exits: list[ExitOrder] = []
         self._last_bar: int | None = None
+
+    def extend(self, market: MarketData) -> None:
+        """Read prices (and funding) from ``market``, which may have grown at its end (paper, live)."""
+        self.market = market
+        self._ts: list[int] = market.ts.tolist()
+        self._timeframe_ms = market.timeframe_ms
+        self._series: dict[str, _Series] = {
+            symbol: _Series(data, market.ts, self._brackets[symbol]) for symbol, data in market.symbols.items()}
 
     # ----------------------------------------------------------------------------- orders
     @property
