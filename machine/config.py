@@ -94,7 +94,8 @@ class ExchangeConfig(SimExchangeConfig, ConnectionConfig):
 class RunConfig(_Frozen):
     seed: int = 0
     starting_cash: float = Field(default=10_000.0, gt=0)
-    commit_every_bars: int = Field(default=500, ge=1)  # and at every bar in which something happened
+    commit_every_bars: int = Field(default=10_000, ge=1)  # replay: at least this often (paper, live: every bar)
+    commit_every_seconds: float = Field(default=5.0, gt=0)  # replay: and at least this often, wall clock
     resume: bool = True  # continue the run a folder holds (same config and data); false: refuse a used folder
     mode: dict[str, Any] = Field(default_factory=lambda: {"_target_": "machine.modes.ReplayMode"})
     notify: NotifyConfig = NotifyConfig()

@@ -130,8 +130,7 @@ def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | N
                       learning=learning)
         if claimed.fresh:
             _record_start(recorder, cfg, mode, market, config, fingerprint)
-        if mode.commit_every_bar:
-            recorder.commit_if(True)
+        if mode.commit_every_bar and recorder.commit():
             ledger.publish_snapshot()
         loop = _Loop(cfg, mode, feed, agent, exchange, recorder, ledger, run_dir, market, claimed.last_ts)
         try:
@@ -162,6 +161,7 @@ class _Loop:
         self.ready = agent.prepare()
         self.tf = market.timeframe_ms
         self.bars = 0
+        self._uncommitted_since = (0, time.monotonic())
         self.stopped = False
         self.resume_at: int | None = None
         self.taken: dict[int, list[dict[str, str]]] = {}
@@ -201,12 +201,19 @@ class _Loop:
         for row in recorder.notices.after_bar(now, muted=recorder.muted, **agent.status(i)):
             recorder.row("notifications", row)
         self.bars += 1
-        if self.mode.commit_every_bar:  # paper, live: durable, and readable by others, bar by bar
-            if recorder.commit_if(True):
+        if self.mode.commit_every_bar:  # paper, live: every bar durable, and readable by others, before the next
+            if recorder.commit():
                 self.ledger.publish_snapshot()
-        elif not last:  # the last bar's commit (by the caller) marks the run complete
-            every = self.cfg.commit_every_bars
-            recorder.commit_if(i % every == every - 1)
+        elif commands or (not last and self._commit_due()):  # replay batches; the last bar's commit ends the run
+            recorder.commit()
+            self._uncommitted_since = (self.bars, time.monotonic())
+
+    def _commit_due(self) -> bool:
+        """Replay commits every ``commit_every_bars`` bars or ``commit_every_seconds``, whichever comes first:
+        it is deterministic, so a killed replay resumes exactly from its last commit."""
+        bars, since = self._uncommitted_since
+        return (self.bars - bars >= self.cfg.commit_every_bars
+                or time.monotonic() - since >= self.cfg.commit_every_seconds)
 
     def _wait_for_bar(self, stopping: Callable[[], bool]) -> bool:
         """Wait until the bar after the last known one has closed, then take it (and any missed)."""

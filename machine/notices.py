@@ -35,29 +35,31 @@ class Notices:
         self._last_adjustment: LearningAdjustment | None = None
         self._last_equity: float | None = None
 
-    def transition(self, row: Mapping[str, Any]) -> None:
+    def transition(self, row: Mapping[str, Any], *, muted: bool) -> None:
         alert = alert_for_transition(row, self._tags)
-        if alert is not None:
+        if alert is not None and not muted:
             self.dispatcher.submit(alert)
 
-    def adjustment(self, row: Mapping[str, Any]) -> None:
+    def adjustment(self, row: Mapping[str, Any], *, muted: bool) -> None:
+        """A learning adjustment: remembered for the next heartbeat (also while fast-forwarding)."""
         self._last_adjustment = LearningAdjustment.from_row(row)
         alert = alert_for_adjustment(row)
-        if alert is not None:
+        if alert is not None and not muted:
             self.dispatcher.submit(alert)
 
     def after_bar(self, now: int, *, muted: bool, state: str, state_since: int, equity: float,
                   exchange: Exchange, prices: Mapping[str, float], model: Mapping[str, Any]) -> list[dict[str, Any]]:
         """A heartbeat when one is due (on a UTC grid, so a resumed run keeps them), then the
         ``notifications`` rows of every message settled since the last bar."""
-        if self._schedule.due(now) and not muted:
-            positions = tuple(
-                OpenPosition(p.symbol, "long" if p.side > 0 else "short", p.qty, p.entry_price,
-                             p.side * p.qty * (prices[p.symbol] - p.entry_price))
-                for p in exchange.positions.values())
-            self.dispatcher.submit(Heartbeat(
-                self._agent, self._mode, self._market, now, state, state_since, equity, self._last_equity,
-                positions, self._last_adjustment, model.get("model_version"), model.get("model_hit_rate")))
+        if self._schedule.due(now):
+            if not muted:
+                positions = tuple(
+                    OpenPosition(p.symbol, "long" if p.side > 0 else "short", p.qty, p.entry_price,
+                                 p.side * p.qty * (prices[p.symbol] - p.entry_price))
+                    for p in exchange.positions.values())
+                self.dispatcher.submit(Heartbeat(
+                    self._agent, self._mode, self._market, now, state, state_since, equity, self._last_equity,
+                    positions, self._last_adjustment, model.get("model_version"), model.get("model_hit_rate")))
             self._last_equity = equity
         self.dispatcher.tick(now)
         return [o.row() for o in self.dispatcher.drain()]

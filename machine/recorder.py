@@ -14,10 +14,9 @@ from ledger.writer import Ledger
 if TYPE_CHECKING:
     from machine.notices import Notices
 
-# Rows that only describe the market or score models, not decisions: like equity marks they ride
-# along with the next commit (at most ``commit_every_bars`` later), and a resumed run recomputes them.
-OBSERVATIONS = frozenset({"regime_change"})  # adjustment kinds
-OBSERVATION_TABLES = frozenset({"equity", "predictions"})
+# Adjustment kinds that describe the market rather than change what the agent does: no alert, and
+# not what a heartbeat reports as the last learning adjustment.
+OBSERVATIONS = frozenset({"regime_change"})
 
 
 def _side(side: int) -> str:
@@ -29,14 +28,11 @@ class Recorder:
         self.ledger = ledger
         self.agent = agent
         self.muted = False
-        self.events = 0  # rows since the last commit that must be durable at this bar
         self.notices: Notices | None = None  # alerts follow from the rows recorded (machine/notices.py)
 
-    def _append(self, table: str, row: dict[str, Any], *, event: bool = True) -> None:
-        if self.muted:
-            return
-        self.ledger.append(table, row)
-        self.events += event
+    def _append(self, table: str, row: dict[str, Any]) -> None:
+        if not self.muted:
+            self.ledger.append(table, row)
 
     def entry_order(self, ts: int, o: EntryOrder) -> None:
         self._append("orders", {
@@ -74,33 +70,31 @@ class Recorder:
                state: str) -> None:
         self._append("equity", {
             "ts": ts, "agent": self.agent, "equity": equity, "cash": cash, "unrealized": unrealized,
-            "open_positions": open_positions, "state": state}, event=False)  # an observation
+            "open_positions": open_positions, "state": state})
 
     def transition(self, ts: int, source: str, dest: str, trigger: str, reason: str,
                    evidence: dict[str, Any]) -> None:
         row = {"ts": ts, "agent": self.agent, "source": source, "dest": dest, "trigger": trigger,
                "reason": reason, "evidence": evidence}
         self._append("transitions", row)
-        if self.notices is not None and not self.muted:
-            self.notices.transition(row)
+        if self.notices is not None:
+            self.notices.transition(row, muted=self.muted)
 
     def adjustment(self, ts: int, kind: str, before: Any, after: Any, reason: str,
                    evidence: dict[str, Any]) -> None:
         row = {"ts": ts, "agent": self.agent, "kind": kind, "before": before, "after": after,
                "reason": reason, "evidence": evidence}
-        observation = kind in OBSERVATIONS
-        self._append("adjustments", row, event=not observation)
-        if self.notices is not None and not self.muted and not observation:
-            self.notices.adjustment(row)
+        self._append("adjustments", row)
+        if self.notices is not None and kind not in OBSERVATIONS:
+            self.notices.adjustment(row, muted=self.muted)
 
     def row(self, table: str, row: dict[str, Any]) -> None:
         """Any other table (models, decisions, predictions, ...); the caller gives the columns."""
-        self._append(table, row, event=table not in OBSERVATION_TABLES)
+        self._append(table, row)
 
-    def commit_if(self, due: bool) -> bool:
-        """Commit when rows that must be durable are pending, or when ``due``; True if it did."""
-        if self.muted or not (self.events or due):
+    def commit(self) -> bool:
+        """Make every row so far durable; False while muted (nothing was written)."""
+        if self.muted:
             return False
         self.ledger.commit()
-        self.events = 0
         return True

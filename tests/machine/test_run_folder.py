@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -115,35 +114,54 @@ def test_a_second_process_on_a_running_folder_is_refused_untouched(used_folder):
         holder.communicate()
 
 
-def test_ctrl_c_finishes_the_bar_commits_and_the_run_resumes_to_the_uninterrupted_ledger(futures_run, tmp_path):
-    folder = tmp_path / "run"
-    args = ("agent=futures", "market=perp_1h", "market.start=2022-06-01", "market.end=2023-01-01")
-    proc = subprocess.Popen([sys.executable, "-c", "from machine.cli import main; main()", *args,
+LONG = ("agent=futures", "market=perp_1h", "commit_every_seconds=0.1")  # many commits: a kill lands between two
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict[str, list[tuple]]:
+    folder = tmp_path_factory.mktemp("whole") / "run"
+    done = ratchet(*LONG, f"hydra.run.dir={folder}")
+    assert done.returncode == 0, done.stderr
+    return export(folder / "ledger.duckdb")
+
+
+def _start(folder: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", "from machine.cli import main; main()", *LONG,
                              f"hydra.run.dir={folder}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_commits(folder: Path, wal_bytes: int) -> None:
+    """Until the ledger's write-ahead log has grown past ``wal_bytes``: batches have been committed."""
+    wal = folder / "ledger.duckdb.wal"
     deadline = time.monotonic() + 120
-    while not _has_committed_bars(folder / "ledger.duckdb") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while time.monotonic() < deadline and not (wal.exists() and wal.stat().st_size > wal_bytes):
+        time.sleep(0.01)
+
+
+def test_ctrl_c_finishes_the_bar_commits_and_the_run_resumes_to_the_uninterrupted_ledger(uninterrupted, tmp_path):
+    folder = tmp_path / "run"
+    proc = _start(folder)
+    _wait_for_commits(folder, 200_000)
     os.kill(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "stopped on request" in out
-    done = ratchet(*args, f"hydra.run.dir={folder}")
+    assert export(folder / "ledger.duckdb")["equity"], "nothing was committed before the stop"
+    done = ratchet(*LONG, f"hydra.run.dir={folder}")
+    assert done.returncode == 0 and "resumed after bar" in done.stdout, done.stderr
+    assert export(folder / "ledger.duckdb") == uninterrupted
+
+
+@pytest.mark.parametrize("wal_bytes", [100_000, 1_000_000])
+def test_kill_9_between_batched_commits_resumes_to_the_uninterrupted_ledger(uninterrupted, tmp_path, wal_bytes):
+    folder = tmp_path / "run"
+    proc = _start(folder)
+    _wait_for_commits(folder, wal_bytes)
+    proc.kill()
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    partial = export(folder / "ledger.duckdb")["equity"]
+    assert 0 < len(partial) < len(uninterrupted["equity"]), "the kill did not land mid-run"
+    done = ratchet(*LONG, f"hydra.run.dir={folder}")
     assert done.returncode == 0, done.stderr
-    uninterrupted = tmp_path / "whole"
-    assert ratchet(*args, f"hydra.run.dir={uninterrupted}").returncode == 0
-    assert export(folder / "ledger.duckdb") == export(uninterrupted / "ledger.duckdb")
-
-
-def _has_committed_bars(path: Path) -> bool:
-    if not path.exists():
-        return False
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error:
-        return True  # held by the writer: it is running
-    try:
-        return bool(con.execute("SELECT count(*) FROM equity").fetchone()[0])
-    except duckdb.Error:
-        return False
-    finally:
-        con.close()
+    assert export(folder / "ledger.duckdb") == uninterrupted
