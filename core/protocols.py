@@ -81,3 +81,9 @@ class Exchange(Protocol):
     def extend(self, market: MarketData) -> None:
         """The feed's market grew at its end; prices of the new bars are now known."""
         ...
+
+    def dispatch(self) -> BarEvents:
+        """Send what was submitted since the last call. The engine calls it once the bar's rows
+        are committed, so every order is in the ledger before the exchange hears of it; what the
+        exchange answered at once (an acknowledgement, a refusal) comes back to be recorded."""
+        ...

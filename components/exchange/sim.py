@@ -154,6 +154,10 @@ class SimExchange:
         self._series: dict[str, _Series] = {
             symbol: _Series(data, market.ts, self._brackets[symbol]) for symbol, data in market.symbols.items()}
 
+    def dispatch(self) -> BarEvents:
+        """Nothing to send: simulated orders are queued for the next bar's open."""
+        return BarEvents()
+
     # ----------------------------------------------------------------------------- orders
     @property
     def cash(self) -> float:
