@@ -109,7 +109,7 @@ class Agent:
         """One bar; on the ``last`` bar of the data, what is still open is closed at its close."""
         now = self._ts[i] + self._tf
         self._now = now
-        self._record_exchange(events)
+        self.record_events(events)
         for component in self._scheduled:
             try:
                 component.on_clock(i, now, self)
@@ -123,7 +123,7 @@ class Agent:
         state = self.machine.state
         pipeline = self._pipelines[state]
         if last:  # marked at the last close, fees paid, and the final equity mark shows it
-            self._record_exchange(self.exchange.close_all(i, ExitReason.END_OF_DATA))
+            self.record_events(self.exchange.close_all(i, ExitReason.END_OF_DATA))
             equity, cash, unrealized = self.exchange.mark_to_market(i)
             self.facts.mark_equity(now, equity)
         elif pipeline:
@@ -147,7 +147,8 @@ class Agent:
                                  {"state": self.state})
 
     # --- internals --------------------------------------------------------------------------
-    def _record_exchange(self, events: BarEvents) -> None:
+    def record_events(self, events: BarEvents) -> None:
+        """What the exchange reported: funding, fills, closed trades (learners see them), refusals."""
         if not events:
             return
         rec = self.recorder

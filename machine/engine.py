@@ -202,11 +202,19 @@ class _Loop:
             recorder.row("notifications", row)
         self.bars += 1
         if self.mode.commit_every_bar:  # paper, live: every bar durable, and readable by others, before the next
-            if recorder.commit():
-                self.ledger.publish_snapshot()
+            self._commit_and_publish()
         elif commands or (not last and self._commit_due()):  # replay batches; the last bar's commit ends the run
             recorder.commit()
             self._uncommitted_since = (self.bars, time.monotonic())
+        answered = self.exchange.dispatch()  # the bar's orders are in the ledger before the exchange hears of them
+        if answered:
+            agent.record_events(answered)
+            if self.mode.commit_every_bar:
+                self._commit_and_publish()
+
+    def _commit_and_publish(self) -> None:
+        if self.recorder.commit():
+            self.ledger.publish_snapshot()
 
     def _commit_due(self) -> bool:
         """Replay commits every ``commit_every_bars`` bars or ``commit_every_seconds``, whichever comes first:
