@@ -55,23 +55,28 @@ def _ms(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-def _lane_bars(fig: go.Figure, segments: Sequence[Segment], palette: dict[str, str], row: int | None = None,
-               lanes: Sequence[str] | None = None) -> None:
-    """Horizontal bars, one trace per label: each segment spans start..end on its lane."""
+def _lane_bars(fig: go.Figure, segments: Sequence[Segment], palette: dict[str, str], lanes: Sequence[str],
+               row: int | None = None) -> None:
+    """Horizontal bars on lanes (the first lane on top): one trace per lane and label, so that lane
+    and label are written once per trace rather than once per bar (thousands of bars stay small)."""
     kwargs = {"row": row, "col": 1} if row is not None else {}
+    position = {lane: len(lanes) - 1 - i for i, lane in enumerate(lanes)}
     for label, colour in palette.items():
-        mine = [s for s in segments if s.label == label]
-        if not mine:
-            continue
-        start = _ms([s.start for s in mine])
-        length = np.maximum(_ms([s.end for s in mine]) - start, 1.0)
-        fig.add_trace(go.Bar(
-            base=start, x=length, y=[s.lane for s in mine], orientation="h", name=label,
-            marker={"color": colour, "line": {"width": 0}}, legendgroup=label,
-            hovertext=[f"{s.lane}: {label}<br>{fmt.utc(s.start)} to {fmt.utc(s.end)} "
-                       f"({fmt.duration(s.end - s.start)})" for s in mine], hoverinfo="text"), **kwargs)
-    axis = {"categoryorder": "array", "categoryarray": list(lanes)[::-1]} if lanes else {}
-    fig.update_yaxes(type="category", **axis, **kwargs)
+        for lane in lanes:
+            mine = [s for s in segments if s.label == label and s.lane == lane]
+            if not mine:
+                continue
+            start = _ms([s.start for s in mine])
+            length = np.maximum(_ms([s.end for s in mine]) - start, 1.0)
+            fig.add_trace(go.Bar(
+                base=start, x=length, y=np.full(len(mine), position[lane], dtype=np.int8), orientation="h",
+                name=label, legendgroup=label,
+                showlegend=not any(t.legendgroup == label for t in fig.data),
+                marker={"color": colour, "line": {"width": 0}},
+                hovertext=[f"{fmt.utc(s.start)} to {fmt.utc(s.end)} ({fmt.duration(s.end - s.start)})" for s in mine],
+                hovertemplate=f"{lane}: {label}<br>%{{hovertext}}<extra></extra>"), **kwargs)
+    fig.update_yaxes(tickmode="array", tickvals=list(position.values()), ticktext=list(position),
+                     range=[-0.6, len(lanes) - 0.4], zeroline=False, showgrid=False, **kwargs)
     fig.update_layout(barmode="overlay", bargap=0.25)
 
 
@@ -90,7 +95,7 @@ def timeline(curve: dict[str, np.ndarray], trades: Sequence[dict[str, Any]], sta
     fig.add_trace(go.Scatter(x=ts[keep], y=-drawdown[keep], name="drawdown", mode="lines", fill="tozeroy",
                                line={"color": LOSS, "width": 1}), row=2, col=1)
     order = list(dict.fromkeys(s.label for s in states))
-    _lane_bars(fig, states, colours(order), row=3, lanes=order)
+    _lane_bars(fig, states, colours(order), order, row=3)
     fig.update_yaxes(title_text="equity", row=1, col=1)
     fig.update_yaxes(title_text="drawdown", tickformat=".1%", row=2, col=1)
     note = (f"{len(ts):,} equity marks" + (f", drawn as {len(keep):,} (each bucket's first, last, lowest and "
@@ -104,15 +109,16 @@ def _trade_markers(fig: go.Figure, ts: np.ndarray, equity: np.ndarray, trades: S
         return equity[np.clip(np.searchsorted(ts, times, side="right") - 1, 0, len(ts) - 1)]
 
     entry_ts, exit_ts = _ms([t["entry_ts"] for t in trades]), _ms([t["exit_ts"] for t in trades])
-    text = [f"{t['trade_id']} {t['symbol']} {t['side']} ({t['mode']}, {t['state']})<br>"
-            f"{fmt.utc(t['entry_ts'])} to {fmt.utc(t['exit_ts'])}, {t['exit_reason']}<br>pnl {fmt.num(t['pnl'])}"
-            for t in trades]
+    about = [[f"{t['trade_id']} {t['symbol']} {t['side']} ({t['mode']}, {t['state']})",
+              f"{fmt.utc(t['entry_ts'])} to {fmt.utc(t['exit_ts'])}, {t['exit_reason']}", fmt.num(t["pnl"])]
+             for t in trades]
+    hover = "%{customdata[0]}<br>%{customdata[1]}<br>pnl %{customdata[2]}<extra></extra>"
     fig.add_trace(go.Scatter(
-        x=entry_ts, y=at(entry_ts), mode="markers", name="entries", hovertext=text, hoverinfo="text",
+        x=entry_ts, y=at(entry_ts), mode="markers", name="entries", customdata=about, hovertemplate=hover,
         marker={"symbol": ["triangle-up" if t["side"] == "long" else "triangle-down" for t in trades],
                 "size": 7, "color": PALETTE[1]}), row=1, col=1)
     fig.add_trace(go.Scatter(
-        x=exit_ts, y=at(exit_ts), mode="markers", name="exits", hovertext=text, hoverinfo="text",
+        x=exit_ts, y=at(exit_ts), mode="markers", name="exits", customdata=about, hovertemplate=hover,
         marker={"size": 6, "color": [WIN if (t["pnl"] or 0) > 0 else LOSS for t in trades]}), row=1, col=1)
 
 
@@ -186,9 +192,11 @@ def regime_chart(segments: Sequence[Segment]) -> Chart | None:
         return None
     fig = go.Figure()
     lanes = list(dict.fromkeys(s.lane for s in segments))
-    _lane_bars(fig, segments, colours([s.label for s in segments]), lanes=lanes)
+    _lane_bars(fig, segments, colours([s.label for s in segments]), lanes)
     changes = len(segments) - len(lanes)
-    return Chart("regimes", "Regime labels", _layout(fig, 120 + 40 * len(lanes)),
+    fig = _layout(fig, 140 + 40 * len(lanes))
+    fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"}, margin={"t": 40})
+    return Chart("regimes", "Regime labels", fig,
                  f"{changes:,} label changes over {len(lanes)} lanes (the `regimes` view).")
 
 

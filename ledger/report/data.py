@@ -157,16 +157,21 @@ def breaker(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return records(con, "SELECT ts, source, dest, trigger, reason FROM breaker ORDER BY ts")
 
 
-def regime_segments(con: duckdb.DuckDBPyConnection, end_ts: int) -> list[Segment]:
-    """Each symbol's trend and volatility labels over time, from the `regimes` view."""
+def regime_segments(con: duckdb.DuckDBPyConnection, start_ts: int, end_ts: int) -> list[Segment]:
+    """Each symbol's trend and volatility labels from the first mark to the last, from the `regimes`
+    view: the label before a lane's first change holds from the first mark."""
     rows = records(con, "SELECT ts, from_regime, to_regime FROM regimes ORDER BY ts")
     open_labels: dict[str, tuple[str, int]] = {}
     segments: list[Segment] = []
     for row in rows:
-        after = _regime(row["to_regime"])
+        before, after = _regime(row["from_regime"]), _regime(row["to_regime"])
         symbol = after.pop("symbol", "")
         for facet, label in after.items():
             lane = f"{symbol} {facet}".strip()
+            if lane not in open_labels and before.get(facet) is not None and start_ts < row["ts"]:
+                open_labels[lane] = (str(before[facet]), start_ts)
+            if lane in open_labels and open_labels[lane][0] == str(label):
+                continue  # another facet of the symbol changed; this one holds
             if lane in open_labels:
                 prev_label, start = open_labels[lane]
                 segments.append(Segment(lane, prev_label, start, int(row["ts"])))

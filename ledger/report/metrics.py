@@ -10,6 +10,7 @@ A trade's profit is its pnl over its stake (entry notional / leverage: the margi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -18,7 +19,7 @@ import numpy as np
 from ledger.cli import format_table
 from ledger.report import fmt
 from ledger.report.benchmark import buy_and_hold
-from ledger.report.data import RunInfo, columns, records
+from ledger.report.data import RunInfo, columns, open_run, records
 
 # Candidate named views (ledger/views.py): the per-pair and per-exit-reason tables.
 _GROUPED = """
@@ -91,6 +92,12 @@ def trading_metrics(con: duckdb.DuckDBPyConnection, info: RunInfo) -> dict[str, 
         out["buy_and_hold"], out["buy_and_hold_symbols"] = held.total, held.symbols
         out["buy_and_hold_notes"] = held.notes
     return out
+
+
+def run_metrics(run_dir: Path) -> dict[str, Any]:
+    """`trading_metrics` of a run folder (for the end-of-run summary: `format_trading_metrics` prints them)."""
+    with open_run(run_dir) as (con, info):
+        return trading_metrics(con, info)
 
 
 GROUPED_COLUMNS = ("trades", "avg profit", "total profit", "total profit %", "avg duration", "wins", "losses",

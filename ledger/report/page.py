@@ -52,7 +52,7 @@ def report_html(run_dir: Path) -> str:
                            "The breaker never tripped."),
             ]),
             "regimes": ("Regimes", [
-                _or_absent(charts.regime_chart(data.regime_segments(con, end_ts)), "Regime labels",
+                _or_absent(charts.regime_chart(data.regime_segments(con, start_ts, end_ts)), "Regime labels",
                            "No regime labels in the ledger."),
             ]),
             "trades": ("Trades", [
@@ -71,7 +71,8 @@ def report_html(run_dir: Path) -> str:
     nav = "<nav>" + "".join(f"<a href=\"#{k}\">{escape(sections[k][0])}</a>" for k in present) + "</nav>"
     header = (f"<h1>{escape(info.agent)} on {escape(info.market)}: run report</h1>"
               f"<p class=\"meta\">run folder <code>{escape(where)}</code>, ledger <code>{escape(info.ledger_path.name)}"
-              f"</code>, run id {escape(info.run_id)}. Times are UTC. Every figure is read from the ledger.</p>")
+              f"</code>, run id {escape(info.run_id)}. Times are UTC. Every figure is read from the ledger"
+              + (f" ({escape(info.notice)})" if info.notice else "") + ".</p>")
     body = [header, nav] + [f"<section id=\"{k}\"><h2>{escape(sections[k][0])}</h2>{''.join(sections[k][1])}"
                             "</section>" for k in present]
     return markup.page(f"{info.agent} report ({info.run_dir.name})", body)

@@ -4,6 +4,7 @@ comparison page for a sweep."""
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import subprocess
@@ -19,7 +20,7 @@ from ledger.cli import connect_sweep
 from ledger.report import charts, data, tables
 from ledger.report.cli import main as report_main
 from ledger.report.markup import plotly_js
-from ledger.report.metrics import trading_metrics
+from ledger.report.metrics import format_trading_metrics, run_metrics, trading_metrics
 from ledger.report.page import report_html
 from machine.compose import compose_run
 from machine.engine import run_replay
@@ -133,6 +134,27 @@ def test_the_state_lanes_cover_the_run_without_gaps_in_the_order_states_were_ent
     assert list(dict.fromkeys(s.label for s in segments)) == first_entered
 
 
+def test_the_regime_lanes_run_from_the_first_mark_to_the_last_and_change_where_the_ledger_says(futures_run):
+    with data.open_run(futures_run.run_dir) as (con, _):
+        first, last = con.execute("SELECT min(ts), max(ts) FROM equity").fetchone()
+        segments = data.regime_segments(con, first, last)
+        rows = con.execute("SELECT ts, from_regime, to_regime FROM regimes ORDER BY ts").fetchall()
+    lanes = {}
+    for s in segments:
+        lanes.setdefault(s.lane, []).append(s)
+    expected: dict[str, list[int]] = {}
+    for ts, before, after in rows:
+        before, after = json.loads(before), json.loads(after)
+        for facet in ("trend", "volatility"):
+            if before[facet] != after[facet]:
+                expected.setdefault(f"{after['symbol']} {facet}", []).append(ts)
+    assert set(lanes) == set(expected) and len(lanes) == 4  # trend and volatility of BTC and ETH
+    for lane, spans in lanes.items():
+        assert spans[0].start == first and spans[-1].end == last
+        assert all(a.end == b.start and a.label != b.label for a, b in zip(spans, spans[1:], strict=False))
+        assert [s.start for s in spans[1:]] == expected[lane]
+
+
 def test_sharpe_and_sortino_are_annualised_by_the_bar_frequency(futures_run):
     with data.open_run(futures_run.run_dir) as (con, info):
         m = trading_metrics(con, info)
@@ -176,6 +198,18 @@ def test_buy_and_hold_is_the_same_periods_close_to_close_return_of_each_symbol(f
     assert m["buy_and_hold_symbols"] == pytest.approx(expected)
     assert m["buy_and_hold"] == pytest.approx(sum(expected.values()) / len(expected))
     assert m["buy_and_hold_notes"] == []
+
+
+def test_the_terminal_text_of_the_figures_shows_what_the_report_shows(futures_run):
+    m = run_metrics(futures_run.run_dir)
+    text = format_trading_metrics(m)
+    assert f"return {100 * m['return']:.2f}%   buy and hold {100 * m['buy_and_hold']:.2f}%" in text
+    assert f"Sharpe {m['sharpe']:.3f}   Sortino {m['sortino']:.3f}" in text
+    assert "annualised x sqrt(8,766 marks a year)" in text
+    lines = text.splitlines()
+    for row in m["pairs"] + m["exit_reasons"]:
+        name = row.get("pair") or row["exit_reason"]
+        assert any(line.split()[:2] == [name, str(row["trades"])] for line in lines), name
 
 
 def test_buy_and_hold_says_why_it_is_missing_when_the_candles_are_not_there(futures_run, tmp_path):
