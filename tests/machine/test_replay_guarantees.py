@@ -1,10 +1,10 @@
-"""The guarantees of a replay, on the bundled Binance data: deterministic, causal, resumable,
-in-memory facts equal to the ledger, and failures that fall back instead of stopping the run."""
+"""The guarantees of a replay, on the bundled Binance data: deterministic, resumable, in-memory
+facts equal to the ledger, and failures that fall back instead of stopping the run. Causality
+(no lookahead) has its own module: test_no_lookahead.py."""
 
 from __future__ import annotations
 
 import duckdb
-import numpy as np
 import pytest
 
 from core.errors import ConfigError
@@ -12,7 +12,6 @@ from ledger.views import create_views
 from machine.compose import compose_run
 from machine.engine import load_run_market, run_replay
 from tests.support.ledger_export import export
-from tests.support.perturb import perturbed_after
 
 FUTURES_H1_2022 = ("experiment=futures", "market.start=2022-01-01", "market.end=2022-07-01")
 
@@ -23,21 +22,6 @@ def test_same_config_seed_and_data_give_an_identical_ledger(replay):
     ea, eb = export(a.ledger_path), export(b.ledger_path)
     assert len(ea["trades"]) >= 5 and len(ea["transitions"]) >= 2
     assert ea == eb
-
-
-def test_no_decision_at_or_before_t_depends_on_a_later_bar(tmp_path):
-    cfg = compose_run(*FUTURES_H1_2022)
-    market = load_run_market(cfg)
-    t = int(market.ts[len(market.ts) * 2 // 3])
-    base = run_replay(cfg, tmp_path / "base", market=market)
-    shaken = run_replay(cfg, tmp_path / "shaken", market=perturbed_after(market, t, np.random.default_rng(1)))
-    tables = ("orders", "fills", "transitions", "adjustments", "funding")
-    before = export(base.ledger_path, until_ts=t, tables=tables)
-    after = export(shaken.ledger_path, until_ts=t, tables=tables)
-    assert sum(map(len, before.values())) > 20
-    assert before == after
-    # and the perturbation did change what came later, so the comparison above had teeth
-    assert export(base.ledger_path, tables=("fills",)) != export(shaken.ledger_path, tables=("fills",))
 
 
 def test_in_memory_facts_equal_the_ledger_views(replay):
