@@ -64,7 +64,7 @@ def headline(info: RunInfo, metrics: dict[str, Any], max_drawdown: dict[str, Any
     notes = [f"Sharpe and Sortino {annualisation_note(metrics)}.",
              "Buy and hold: equal parts of each symbol, bought at the first mark's close and sold at the last, "
              "no fees or funding.", *metrics["buy_and_hold_notes"]]
-    return Table("headline", "Summary", ("figure", "value"), rows, " ".join(notes), (False, False))
+    return Table("headline", "Key figures", ("figure", "value"), rows, " ".join(notes), (False, False))
 
 
 def grouped(key: str, title: str, rows: Sequence[dict[str, Any]], note: str = "") -> Table:
