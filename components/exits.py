@@ -12,8 +12,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.regime_detector import VOL_NAMES
-from core.component import AgentContext, Component, Decision, Stage
+from core.component import NEVER, AgentContext, Component, Decision, Stage
 from core.market import MarketData
+from core.records import Position
 
 
 class Multiples(BaseModel):
@@ -44,6 +45,9 @@ class AtrExits(Component):
     stage = Stage.EXITS
     Config = AtrExitsConfig
     config: AtrExitsConfig
+
+    def next_event(self, symbol: str, i: int, position: Position | None) -> int:
+        return i if position is not None else NEVER  # trails open positions every bar; sizes entries
 
     def __init__(self, name: str, config: BaseModel):
         super().__init__(name, config)

@@ -8,8 +8,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.regime import WARMUP, RegimeConfig, trend_regime, volatility_regime
-from core.component import AgentContext, Component, Decision, Stage
+from core.component import NEVER, AgentContext, Component, Decision, Stage, next_at_or_after
 from core.market import MarketData
+from core.records import Position
 
 VOL_NAMES = {-1: "low", 0: "normal", 1: "high"}
 TREND_NAMES = {-1: "down", 0: "range", 1: "up"}
@@ -55,6 +56,7 @@ class RegimeDetector(Component):
         c = self.config
         self._vol: dict[str, list[int]] = {}
         self._trend: dict[str, list[int]] = {}
+        self._changes: dict[str, list[int]] = {}  # bars whose (volatility, trend) label differs from the bar before
         for symbol, data in market.symbols.items():
             b = data.bars
             vol = volatility_regime(b.high, b.low, b.close, atr_period=c.atr_period,
@@ -63,10 +65,18 @@ class RegimeDetector(Component):
             self._vol[symbol] = _debounce(vol, c.min_bars)
             self._trend[symbol] = _debounce(trend, c.min_bars)
             shared.setdefault(symbol, {}).update(vol_regime=self._vol[symbol], trend_regime=self._trend[symbol])
+            v, t = self._vol[symbol], self._trend[symbol]
+            self._changes[symbol] = [k for k in range(1, len(v)) if v[k] != v[k - 1] or t[k] != t[k - 1]]
 
     def warmup_bars(self, timeframe_ms: int) -> int:
         c = self.config
         return max(c.vol_lookback + c.atr_period, c.trend_slow)
+
+    def next_event(self, symbol: str, i: int, position: Position | None) -> int:
+        last = self._last.get(symbol)
+        if last is None or last != (self._vol[symbol][i], self._trend[symbol][i]):
+            return i  # the first look at a symbol, or a change since the last look
+        return next_at_or_after(self._changes[symbol], i)
 
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         vol, trend = self._vol[d.symbol][d.i], self._trend[d.symbol][d.i]
@@ -99,6 +109,9 @@ class RegimeGate(Component):
     stage = Stage.GATE
     Config = RegimeGateConfig
     config: RegimeGateConfig
+
+    def next_event(self, symbol: str, i: int, position: Position | None) -> int:
+        return NEVER  # acts only on an entry another component raised
 
     def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
         self._allowed_vol = {k for k, v in VOL_NAMES.items() if v in self.config.entry_vol_regimes}

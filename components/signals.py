@@ -7,8 +7,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.indicators import ema, rsi
-from core.component import AgentContext, Component, Decision, Stage
+from core.component import AgentContext, Component, Decision, Stage, next_at_or_after
 from core.market import MarketData
+from core.records import Position
 
 
 class EmaCrossSignalConfig(BaseModel):
@@ -39,6 +40,7 @@ class EmaCrossSignal(Component):
     def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
         c = self.config
         self._cross: dict[str, list[int]] = {}
+        self._crossings: dict[str, list[int]] = {}  # the bars with a cross, in order
         self._rsi: dict[str, list[float]] = {}
         for symbol, data in market.symbols.items():
             fast, slow = ema(data.bars.close, c.fast), ema(data.bars.close, c.slow)
@@ -50,10 +52,14 @@ class EmaCrossSignal(Component):
                 if v[i] and v[i - 1] and a[i] != a[i - 1]:
                     cross[i] = 1 if a[i] else -1
             self._cross[symbol] = cross
+            self._crossings[symbol] = [k for k, c in enumerate(cross) if c]
             self._rsi[symbol] = rsi(data.bars.close, c.rsi_period).tolist()
 
     def warmup_bars(self, timeframe_ms: int) -> int:
         return self.config.slow  # both EMAs on this bar and the one before: a cross can be seen
+
+    def next_event(self, symbol: str, i: int, position: Position | None) -> int:
+        return next_at_or_after(self._crossings[symbol], i)
 
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         cross = self._cross[d.symbol][d.i]

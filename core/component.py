@@ -8,6 +8,7 @@ Each pairs with a pydantic ``Config`` (``KellySizerConfig`` builds ``KellySizer`
 from __future__ import annotations
 
 import importlib
+from bisect import bisect_left
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -28,6 +29,13 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T")
+NEVER = 1 << 62  # a bar index no market reaches: "no event ahead"
+
+
+def next_at_or_after(events: list[int], i: int) -> int:
+    """The first of the sorted bar indices ``events`` that is >= ``i``, or NEVER."""
+    k = bisect_left(events, i)
+    return events[k] if k < len(events) else NEVER
 
 
 class Stage(IntEnum):
@@ -121,8 +129,21 @@ class Component:
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         """O(1) work for one symbol on one bar."""
 
+    def next_event(self, symbol: str, i: int, position: Position | None) -> int:
+        """The first bar >= ``i`` at which ``on_bar`` may act for ``symbol`` while no other
+        component has raised an entry (a precomputed signal or regime change; every bar while it
+        manages ``position``). The engine steps over bars where no component has one.
+
+        By default a component that overrides ``on_bar`` may act on any bar. One that acts only on
+        an entry another component raised, or on an open position, says so here."""
+        return i if type(self).on_bar is not Component.on_bar else NEVER
+
     def on_clock(self, i: int, now: int, ctx: AgentContext) -> None:
         """Every bar, in every state: scheduled learning (retraining, weight updates)."""
+
+    def next_clock(self, i: int) -> int:
+        """The first bar >= ``i`` at which ``on_clock`` has work (a retrain due, predictions to resolve)."""
+        return i if type(self).on_clock is not Component.on_clock else NEVER
 
     def on_trade_closed(self, trade: ClosedTrade, ctx: AgentContext) -> None:
         """A round trip closed; learn from its outcome."""

@@ -9,6 +9,8 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+import numpy as np
+
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 
@@ -113,6 +115,21 @@ class AgentFacts:
         self.equity = equity
         if math.isnan(self.peak_equity) or equity > self.peak_equity:
             self.peak_equity = equity
+
+    def mark_equity_path(self, closes: np.ndarray, equity: np.ndarray) -> None:
+        """``mark_equity`` for each (close, equity) in order, in one go."""
+        days = closes // DAY_MS
+        changed = np.flatnonzero(days != np.concatenate(([self.day], days[:-1])))
+        if changed.size:
+            k = int(changed[-1])
+            before = self.equity if k == 0 else float(equity[k - 1])
+            self.day_start_equity = float(equity[k]) if math.isnan(before) else before
+            self.day = int(days[-1])
+        self.now = int(closes[-1])
+        self.equity = float(equity[-1])
+        top = float(equity.max())
+        if math.isnan(self.peak_equity) or top > self.peak_equity:
+            self.peak_equity = top
 
     def enter_state(self, state: str, now: int) -> None:
         self.came_from = self.state

@@ -172,6 +172,18 @@ def _check_domain(table: str, column: str, db_type: str, value: Any) -> None:
         )
 
 
+def _joined(spec: _TableSpec, batches: list[dict[str, Any]]) -> pa.Table:
+    """Column batches (numpy arrays, or lists of one repeated value) as one Arrow table."""
+    arrays = []
+    for field in spec.arrow_schema:
+        parts = [b[field.name] for b in batches]
+        if all(isinstance(p, np.ndarray) for p in parts):
+            arrays.append(pa.array(np.concatenate(parts), type=field.type))
+        else:
+            arrays.append(pa.array([v for p in parts for v in p], type=field.type))
+    return pa.Table.from_arrays(arrays, schema=spec.arrow_schema)
+
+
 class Ledger:
     """One run's DuckDB ledger: `append` rows, `commit` them atomically, `query` facts back."""
 
@@ -190,6 +202,7 @@ class Ledger:
         self._wall_clock = wall_clock
         self._specs = _table_specs(con)
         self._buffers: dict[str, list[dict[str, Any]]] = {}
+        self._batches: dict[str, list[dict[str, Any]]] = {}  # rows given column by column (append_columns)
         self._pending = 0
         self._closed = False
         self._file: int | None = None  # the ledger file, read by publish_snapshot
@@ -257,6 +270,34 @@ class Ledger:
         self._buffers.setdefault(table, []).append(record)
         self._pending += 1
 
+    def append_columns(self, table: str, columns: Mapping[str, Any], rows: int) -> None:
+        """Buffer ``rows`` rows given column by column: a numpy array of ``rows`` numbers, or one
+        value every row shares. Numeric and text columns only; missing columns are NULL."""
+        spec = self._specs.get(table)
+        if spec is None or self.read_only:
+            self.append(table, {})  # the same refusal, by the same words
+            return
+        unknown = set(columns) - set(spec.types)
+        if unknown:
+            raise LedgerError(self._bad_column(spec, sorted(unknown)[0]))
+        batch: dict[str, np.ndarray | list[Any]] = {}
+        for column, db_type in spec.types.items():
+            value = columns.get(column)
+            if isinstance(value, np.ndarray):
+                if db_type not in ("DOUBLE", "BIGINT", "INTEGER") or len(value) != rows:
+                    raise LedgerError(f"ledger column {table}.{column} is {db_type}; got {len(value)} values "
+                                      f"of {value.dtype} for {rows} rows")
+                batch[column] = value
+                continue
+            if value is not None:
+                if type(value) not in _EXACT.get(db_type, ()):
+                    value = _normalize(table, column, db_type, value)
+                _check_domain(table, column, db_type, value)
+            batch[column] = [value] * rows
+        batch["wall_ts"] = np.full(rows, self._wall_clock())
+        self._batches.setdefault(table, []).append(batch)
+        self._pending += rows
+
     def _bad_column(self, spec: _TableSpec, column: str) -> str:
         if column in _MANAGED:
             return f"ledger column {spec.name}.{column} is filled by the ledger, not the caller"
@@ -281,13 +322,10 @@ class Ledger:
                 spec = self._specs[table]
                 if len(rows) <= _FEW_ROWS:
                     self._insert_values(spec, rows)
-                    continue
-                buffer = pa.Table.from_pylist(rows, schema=spec.arrow_schema)
-                con.register("_ledger_buffer", buffer)
-                try:
-                    con.execute(spec.insert_sql, {"run_id": self.run_id})
-                finally:
-                    con.unregister("_ledger_buffer")
+                else:
+                    self._insert_arrow(spec, pa.Table.from_pylist(rows, schema=spec.arrow_schema))
+            for table, batches in self._batches.items():
+                self._insert_arrow(self._specs[table], _joined(self._specs[table], batches))
             con.commit()
         except (duckdb.Error, pa.ArrowException, OverflowError) as exc:
             self._rollback()
@@ -295,7 +333,15 @@ class Ledger:
                 f"ledger {self.path}: commit of {self._pending} rows failed: {exc}"
             ) from exc
         self._buffers.clear()
+        self._batches.clear()
         self._pending = 0
+
+    def _insert_arrow(self, spec: _TableSpec, buffer: pa.Table) -> None:
+        self._con.register("_ledger_buffer", buffer)
+        try:
+            self._con.execute(spec.insert_sql, {"run_id": self.run_id})
+        finally:
+            self._con.unregister("_ledger_buffer")
 
     def _insert_values(self, spec: _TableSpec, rows: list[dict[str, Any]]) -> None:
         params: list[Any] = []
@@ -398,5 +444,6 @@ class Ledger:
         """Commit on a clean exit; on an exception drop the uncommitted rows, as a crash would."""
         if exc_type is not None:
             self._buffers.clear()
+            self._batches.clear()
             self._pending = 0
         self.close()

@@ -9,13 +9,14 @@ conservative defaults through the declared ``component_failed`` transition; the 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
 from components.sizing import size_position
-from core.component import Component, Decision
+from core.component import NEVER, Component, Decision
 from core.errors import ComponentError, ConfigError, ExchangeError
 from core.facts import AgentFacts
 from core.market import MarketData
@@ -48,6 +49,7 @@ class Agent:
         self._see(market)
         self._order_seq = 0
         self._now = 0
+        self._moved = True  # the machine moved in the last bar: the next is looked at, not passed over
         self._pipelines = {
             state: sorted((components[c] for c in spec.components), key=lambda c: c.stage)
             for state, spec in config.machine.states.items()
@@ -109,6 +111,7 @@ class Agent:
         """One bar; on the ``last`` bar of the data, what is still open is closed at its close."""
         now = self._ts[i] + self._tf
         self._now = now
+        self._moved = False
         self.record_events(events)
         for component in self._scheduled:
             try:
@@ -130,6 +133,42 @@ class Agent:
             for symbol in self._symbols:
                 self._decide(symbol, i, now, pipeline, equity)
         self.recorder.equity(now, equity, cash, unrealized, len(self.exchange.positions), state)
+
+    # --- quiet stretches ----------------------------------------------------------------------
+    def quiet_until(self, i: int, ready_index: int) -> int:
+        """The first bar >= ``i`` at which anything can happen for this agent, if nothing happens
+        before it: a component's event (a signal, a regime change, a position it manages), a
+        scheduled job, the exchange's next fill, funding, stop or target, a guard the clock moves,
+        history becoming ready. Bars before it change nothing but the clock and the equity marks,
+        which ``pass_quiet`` books in one go. ``i`` itself when the last bar moved the machine."""
+        if self._moved or (self.exchange.positions and self.machine.watches_equity()):
+            return i
+        first = ready_index if i <= ready_index else NEVER  # history_ready turns true at that bar
+        first = min(first, self.exchange.next_event(i))
+        for component in self._scheduled:
+            first = min(first, component.next_clock(i))
+        positions = self.exchange.positions
+        for component in self._pipelines[self.machine.state]:
+            for symbol in self._symbols:
+                first = min(first, component.next_event(symbol, i, positions.get(symbol)))
+            if first <= i:
+                return i
+        change = self.machine.next_change(self.facts)
+        if change is not None:
+            first = min(first, self.bar_closing_at(change))
+        return max(i, first)
+
+    def bar_closing_at(self, ts: int) -> int:
+        """The first bar whose close is at or after ``ts`` (ms)."""
+        return bisect_left(self._ts, ts - self._tf)
+
+    def pass_quiet(self, i: int, j: int) -> None:
+        """Bars ``i .. j-1``, quiet by ``quiet_until``: their equity marks, and the clock moved on."""
+        equity, cash, unrealized = self.exchange.pass_quiet_bars(i, j)
+        closes = self.market.ts[i:j] + self._tf
+        self.facts.mark_equity_path(closes, equity)
+        self._now = int(closes[-1])
+        self.recorder.equity_marks(closes, equity, cash, unrealized, len(self.exchange.positions), self.state)
 
     def status(self, i: int) -> dict[str, Any]:
         """What a heartbeat reports after bar ``i``: state and since when, equity, positions, model."""
@@ -171,6 +210,7 @@ class Agent:
         self._on_fired(fired, now)
 
     def _on_fired(self, fired: Fired, now: int) -> None:
+        self._moved = True
         self.recorder.transition(now, fired.source, fired.dest, fired.trigger, fired.reason,
                                  fired.evidence)
         self.facts.failure = None

@@ -15,7 +15,7 @@ from transitions import Machine
 from transitions.extensions import GraphMachine
 
 from core.facts import AgentFacts
-from machine.guards import BoundGuard, Evidence
+from machine.guards import READS_EQUITY, BoundGuard, Evidence
 from machine.spec import MachineSpec, TransitionSpec
 
 logging.getLogger("transitions").setLevel(logging.WARNING)  # the ledger records every transition
@@ -89,6 +89,17 @@ class AgentMachine:
             if fired is not None:
                 return fired
         return None
+
+    def next_change(self, facts: AgentFacts) -> int | None:
+        """The earliest time (ms) the clock alone may change a guard of a transition out of the current
+        state; None when only the facts can (trades, equity, commands, failures)."""
+        times = [t for tr in self._outgoing[self.state] for g in self._guards[tr.trigger]
+                 if (t := g.next_change(facts)) is not None]
+        return min(times, default=None)
+
+    def watches_equity(self) -> bool:
+        """Whether a transition out of the current state reads equity (drawdown, daily loss)."""
+        return any(g.name in READS_EQUITY for tr in self._outgoing[self.state] for g in self._guards[tr.trigger])
 
     def force(self, trigger: str, facts: AgentFacts) -> Fired | None:
         """Fire a named trigger if it is declared from the current state and its guards pass."""

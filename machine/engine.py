@@ -177,8 +177,13 @@ class _Loop:
         limit = None if stop_after_bars is None else i + stop_after_bars
         while True:
             while i < len(self.market):
-                self._step(i)
-                i += 1
+                quiet_until = self._quiet_until(i, limit)
+                if quiet_until > i:
+                    self._pass(i, quiet_until)
+                    i = quiet_until
+                else:
+                    self._step(i)
+                    i += 1
                 if (limit is not None and i >= limit) or stopping():
                     self.stopped = limit is None
                     return
@@ -187,6 +192,35 @@ class _Loop:
             if not self._wait_for_bar(stopping):
                 self.stopped = True
                 return
+
+    def _quiet_until(self, i: int, limit: int | None) -> int:
+        """Replay steps over bars in which nothing can happen (``Agent.quiet_until``); never over the
+        last bar, a bar with a recorded operator command, the resume point, or the stop point.
+        Paper and live look at every bar: each is worth a look at the control folder."""
+        if self.feed.live or not self.cfg.skip_quiet_bars:
+            return i
+        end = len(self.market) - 1  # the last bar closes what is open
+        if limit is not None:
+            end = min(end, limit)
+        if self.resume_at is not None and i < self.resume_at:
+            end = min(end, self.resume_at)
+        if self.recorder.muted and self.taken:
+            end = min(end, next((self.agent.bar_closing_at(t) for t in sorted(self.taken)
+                                 if self.agent.bar_closing_at(t) >= i), end))
+        due = self.recorder.notices.next_due()
+        if due is None:
+            return i
+        end = min(end, self.agent.bar_closing_at(due))
+        return min(self.agent.quiet_until(i, self.ready), end) if end > i else i
+
+    def _pass(self, i: int, j: int) -> None:
+        if self.resume_at is not None and i >= self.resume_at:
+            self.recorder.muted = False
+        self.agent.pass_quiet(i, j)
+        self.bars += j - i
+        if self._commit_due():
+            self.recorder.commit()
+            self._uncommitted_since = (self.bars, time.monotonic())
 
     def _step(self, i: int) -> None:
         recorder, agent = self.recorder, self.agent
@@ -198,7 +232,7 @@ class _Loop:
             agent.apply_command(now, command)
         last = not self.feed.live and i == len(self.market) - 1
         agent.on_bar(i, self.exchange.process_bar(i), self.ready, last=last)
-        for row in recorder.notices.after_bar(now, muted=recorder.muted, **agent.status(i)):
+        for row in recorder.notices.after_bar(now, muted=recorder.muted, status=lambda: agent.status(i)):
             recorder.row("notifications", row)
         self.bars += 1
         if self.mode.commit_every_bar:  # paper, live: every bar durable, and readable by others, before the next

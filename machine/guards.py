@@ -157,18 +157,63 @@ def _window(param: Any) -> tuple[int, int]:
     return start, end
 
 
+# When the clock alone can next change a guard's value (ms), for guards the clock drives; every
+# other guard changes only with the facts (trades, equity, commands, failures). The engine steps
+# over quiet bars up to the earliest of these (machine/engine.py).
+ClockFn = Callable[[AgentFacts, Any], int | None]
+
+
+def _after(now: int, candidates: list[int]) -> int:
+    return min(t for t in candidates if t > now)
+
+
+def _cooldown_ends(f: AgentFacts, hours: Any) -> int | None:
+    ends = f.state_entered_at + int(_number(hours, "cooldown_elapsed") * HOUR_MS)
+    return ends if ends > f.now else None
+
+
+def _window_edge(f: AgentFacts, param: Any) -> int:
+    start, end = _window(param)
+    hour = f.now - f.now % HOUR_MS
+    return _after(f.now, [hour + m * 60_000 for m in (start, end, start + 60, end + 60)])
+
+
+def _schedule_edge(f: AgentFacts, param: Any) -> int:
+    every, length = _schedule(param)
+    cycle = f.now - f.now % (every * HOUR_MS)
+    return _after(f.now, [cycle + length * HOUR_MS, cycle + every * HOUR_MS, cycle + (every + length) * HOUR_MS])
+
+
+# Guards that read equity: with a position open, its price moves them on every bar.
+READS_EQUITY = frozenset({"drawdown_at_least", "daily_loss_at_least"})
+
+CLOCKS: dict[str, ClockFn] = {
+    "cooldown_elapsed": _cooldown_ends,
+    "exploration_window": _window_edge,
+    "outside_exploration_window": _window_edge,
+    "schedule_window": _schedule_edge,
+    "outside_schedule_window": _schedule_edge,
+}
+
+
 class BoundGuard:
     """A guard bound to its parameter; named by its label so diagrams show it on the edge."""
 
-    __slots__ = ("__name__", "fn", "param")
+    __slots__ = ("__name__", "clock", "fn", "name", "param")
 
     def __init__(self, call: GuardCall):
         if call.name not in GUARDS:
             raise ConfigError(f"unknown guard {call.name!r}; known: {', '.join(sorted(GUARDS))}")
         self.fn = GUARDS[call.name]
+        self.name = call.name
+        self.clock = CLOCKS.get(call.name)
         self.param = call.param
         self.__name__ = call.label
         self.fn(AgentFacts(), self.param)  # validates the parameter now, not mid-run
 
     def __call__(self, facts: AgentFacts) -> tuple[bool, Evidence]:
         return self.fn(facts, self.param)
+
+    def next_change(self, facts: AgentFacts) -> int | None:
+        """When the clock may next change this guard's value (ms), or None if only facts can."""
+        return self.clock(facts, self.param) if self.clock is not None else None

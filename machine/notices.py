@@ -7,7 +7,7 @@ becomes a ``notifications`` row once its delivery is settled; a muted fast-forwa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from components.notify import (
@@ -20,7 +20,7 @@ from components.notify import (
     alert_for_adjustment,
     alert_for_transition,
 )
-from core.protocols import Exchange
+from core.component import NEVER
 from machine.spec import MachineSpec
 
 
@@ -30,6 +30,9 @@ class Notices:
     def __init__(self, config: NotifyConfig, *, mode: str, agent: str, market: str, machine: MachineSpec) -> None:
         self.dispatcher = Dispatcher.from_config(config, mode=mode)  # type: ignore[arg-type]
         self._schedule = HeartbeatSchedule(config.heartbeat_ms)
+        # a replay's alerts are a record of what happened; its heartbeats only say it ran, so they
+        # come when asked for (notify.in_replay), as they would be sent
+        self._heartbeats = mode != "replay" or config.in_replay
         self._tags = {name: spec.tags for name, spec in machine.states.items()}
         self._mode, self._agent, self._market = mode, agent, market
         self._last_adjustment: LearningAdjustment | None = None
@@ -47,11 +50,14 @@ class Notices:
         if alert is not None and not muted:
             self.dispatcher.submit(alert)
 
-    def after_bar(self, now: int, *, muted: bool, state: str, state_since: int, equity: float,
-                  exchange: Exchange, prices: Mapping[str, float], model: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def after_bar(self, now: int, *, muted: bool, status: Callable[[], Mapping[str, Any]]) -> list[dict[str, Any]]:
         """A heartbeat when one is due (on a UTC grid, so a resumed run keeps them), then the
-        ``notifications`` rows of every message settled since the last bar."""
-        if self._schedule.due(now):
+        ``notifications`` rows of every message settled since the last bar. ``status()`` gives
+        the agent's state, state_since, equity, exchange, prices and model, read only when due."""
+        if self._heartbeats and self._schedule.due(now):
+            s = status()
+            state, state_since, equity = s["state"], s["state_since"], s["equity"]
+            exchange, prices, model = s["exchange"], s["prices"], s["model"]
             if not muted:
                 positions = tuple(
                     OpenPosition(p.symbol, "long" if p.side > 0 else "short", p.qty, p.entry_price,
@@ -63,6 +69,10 @@ class Notices:
             self._last_equity = equity
         self.dispatcher.tick(now)
         return [o.row() for o in self.dispatcher.drain()]
+
+    def next_due(self) -> int | None:
+        """When the next heartbeat is due on the agent's clock (None: at the first bar)."""
+        return self._schedule.next_due() if self._heartbeats else NEVER
 
     def close(self, timeout: float = 10.0) -> list[dict[str, Any]]:
         return [o.row() for o in self.dispatcher.close(timeout=timeout)]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from core.records import ClosedTrade, EntryOrder, ExitOrder, Fill, FundingPayment
 from ledger.writer import Ledger
 
@@ -71,6 +73,14 @@ class Recorder:
         self._append("equity", {
             "ts": ts, "agent": self.agent, "equity": equity, "cash": cash, "unrealized": unrealized,
             "open_positions": open_positions, "state": state})
+
+    def equity_marks(self, closes: np.ndarray, equity: np.ndarray, cash: float, unrealized: np.ndarray,
+                     open_positions: int, state: str) -> None:
+        """The equity marks of a stretch of quiet bars, column by column."""
+        if not self.muted:
+            self.ledger.append_columns("equity", {
+                "ts": closes, "agent": self.agent, "equity": equity, "cash": cash, "unrealized": unrealized,
+                "open_positions": open_positions, "state": state}, len(closes))
 
     def transition(self, ts: int, source: str, dest: str, trigger: str, reason: str,
                    evidence: dict[str, Any]) -> None:

@@ -51,6 +51,7 @@ from components.exchange.margin import (
     isolated_liquidation_price,
     unknown_bracket_setting,
 )
+from core.component import NEVER, next_at_or_after
 from core.errors import ConfigError, ExchangeError
 from core.market import MarketData, SymbolData
 from core.records import (
@@ -91,7 +92,7 @@ class _Series:
     """One symbol's per-bar prices as Python lists (fast scalar access in the bar loop)."""
 
     __slots__ = ("open", "high", "low", "close", "mark_open", "mark_high", "mark_low", "mark_close",
-                 "funding", "brackets")
+                 "funding", "funding_bars", "brackets", "arrays")
 
     def __init__(self, data: SymbolData, ts: np.ndarray, brackets: DatedBrackets | None) -> None:
         bars = data.bars
@@ -99,6 +100,9 @@ class _Series:
         self.high: list[float] = bars.high.tolist()
         self.low: list[float] = bars.low.tolist()
         self.close: list[float] = bars.close.tolist()
+        # numpy views for searches ahead: (low, high) of last prices, then of mark prices (futures)
+        self.arrays: tuple[np.ndarray, ...] = (bars.low, bars.high, bars.close)
+        self.funding_bars: list[int] = []
         self.brackets = brackets
         self.mark_open: list[float] = []
         self.mark_high: list[float] = []
@@ -117,6 +121,7 @@ class _Series:
         self.mark_high = data.mark.high.tolist()
         self.mark_low = data.mark.low.tolist()
         self.mark_close = data.mark.close.tolist()
+        self.arrays = (bars.low, bars.high, bars.close, data.mark.low, data.mark.high, data.mark.close)
         settled = np.searchsorted(data.funding.ts, ts, side="right").tolist()
         funding_ts = data.funding.ts.tolist()
         rates = data.funding.rate.tolist()
@@ -124,6 +129,7 @@ class _Series:
             lo, hi = settled[i - 1], settled[i]
             if hi > lo:
                 self.funding[i] = [(funding_ts[k], rates[k]) for k in range(lo, hi)]
+        self.funding_bars = sorted(self.funding)
 
 
 class SimExchange:
@@ -236,6 +242,44 @@ class SimExchange:
         if self._positions:
             self._run_intrabar(i, events)
         return events
+
+    # ------------------------------------------------------------------ quiet stretches
+    def next_event(self, i: int) -> int:
+        """The first bar >= ``i`` in which anything can happen here: a queued order fills, a funding
+        settlement, a stop, a target or a liquidation price reached. NEVER when flat and idle."""
+        if self._entries or self._exits:
+            return i
+        return min((self._next_for(p, i) for p in self._positions.values()), default=NEVER)
+
+    def _next_for(self, position: Position, i: int) -> int:
+        series = self._series[position.symbol]
+        first = next_at_or_after(series.funding_bars, i)
+        low, high = series.arrays[0], series.arrays[1]
+        side = position.side
+        adverse, favourable = (low, high) if side > 0 else (high, low)
+        for level, prices, hit in ((position.stop_price, adverse, -1), (position.take_profit_price, favourable, 1)):
+            if level is not None:
+                first = min(first, _first_crossing(prices, i, first, side * hit, level))
+        if position.liquidation_price is not None:
+            mark_adverse = series.arrays[3] if side > 0 else series.arrays[4]
+            first = min(first, _first_crossing(mark_adverse, i, first, -side, position.liquidation_price))
+        return first
+
+    def pass_quiet_bars(self, i: int, j: int) -> tuple[np.ndarray, float, np.ndarray]:
+        """Bars ``i .. j-1``, in which ``next_event`` says nothing happens: their (equity, cash,
+        unrealized) marks, each equal to what ``mark_to_market`` gives bar by bar."""
+        if self._last_bar is not None and i != self._last_bar + 1:
+            raise ExchangeError(f"bars must be processed in order: got {i} after {self._last_bar}")
+        self._last_bar = j - 1
+        value = np.zeros(j - i)
+        unrealized = np.zeros(j - i)
+        for position in self._positions.values():
+            arrays = self._series[position.symbol].arrays
+            close = arrays[5][i:j] if self._futures else arrays[2][i:j]
+            pnl = position.side * position.qty * (close - position.entry_price)
+            unrealized = unrealized + pnl
+            value = value + (np.maximum(0.0, position.isolated_margin + pnl) if self._futures else position.qty * close)
+        return self._cash + value, self._cash, unrealized
 
     def mark_to_market(self, i: int) -> tuple[float, float, float]:
         """(equity, cash, unrealized pnl) at the end of bar i.
@@ -454,6 +498,21 @@ class SimExchange:
                 exit_reason=reason, risk_fraction=position.risk_fraction,
             )
         )
+
+
+def _first_crossing(prices: np.ndarray, i: int, limit: int, direction: int, level: float) -> int:
+    """The first bar in ``[i, limit)`` whose price reaches ``level`` (``direction`` +1: at or above,
+    -1: at or below), or NEVER; looked for in growing chunks, as most are found soon."""
+    start, size = i, 64
+    end_of_data = min(limit, len(prices))
+    while start < end_of_data:
+        stop = min(end_of_data, start + size)
+        chunk = prices[start:stop]
+        hits = np.flatnonzero(chunk >= level if direction > 0 else chunk <= level)
+        if hits.size:
+            return start + int(hits[0])
+        start, size = stop, size * 4
+    return NEVER
 
 
 def _check_level(order_id: str, name: str, price: float | None) -> None:

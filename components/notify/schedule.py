@@ -16,6 +16,10 @@ class HeartbeatSchedule:
         self.every_ms = every_ms
         self._last: int | None = None  # the agent clock at the previous call
 
+    def next_due(self) -> int | None:
+        """The earliest agent-clock time at which ``due`` can next be true (None: at the first call)."""
+        return None if self._last is None else (self._last // self.every_ms + 1) * self.every_ms
+
     def due(self, now: int) -> bool:
         last, self._last = self._last, now
         if last is None:

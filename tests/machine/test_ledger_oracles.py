@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.oracles import RUNS, replay_export, stored
+from tests.support.oracles import ORACLES, replay_export, stored
 
 
-@pytest.mark.parametrize("name", sorted(RUNS))
+@pytest.mark.parametrize("name", sorted(p.stem for p in ORACLES.glob("*.json")))
 def test_a_short_replay_writes_exactly_the_stored_ledger(name, tmp_path):
     expected, got = stored(name), replay_export(name, tmp_path / "run")
     assert set(got) == set(expected)
