@@ -33,8 +33,14 @@ class StoredFeed:
     def history(self) -> MarketData:
         start = self._start
         load_from = None if start is None else start - self._warmup * timeframe_ms(self._timeframe)
-        market = load_market(self._kind, self._symbols, self._timeframe, on_gap=self._on_gap,
-                             start_ms=load_from, end_ms=self._end, data_dir=self._dir)
+        try:
+            market = load_market(self._kind, self._symbols, self._timeframe, on_gap=self._on_gap,
+                                 start_ms=load_from, end_ms=self._end, data_dir=self._dir)
+        except DataError as exc:
+            if start is None or not self._warmup:
+                raise
+            raise DataError(f"{exc} (the window includes the {self._warmup} warm-up bars before market.start "
+                            f"{iso_utc(start)}; market.warmup_bars sets how many)") from None
         trade_from = 0 if start is None else int(np.searchsorted(market.ts, start))
         if trade_from == len(market):
             raise DataError(f"no {self._kind} {self._timeframe} bars from {iso_utc(start)}: the data of "

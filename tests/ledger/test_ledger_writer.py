@@ -211,10 +211,39 @@ def test_leaving_the_context_on_an_error_drops_uncommitted_rows_like_a_crash(
         assert reader.query("SELECT ts FROM equity") == [(0,)]
 
 
-def test_close_is_idempotent(open_ledger):
+def test_close_commits_what_is_pending_once_and_a_second_close_changes_nothing(open_ledger, ledger_path):
     ledger = open_ledger()
+    ledger.append("equity", _equity(0))
     ledger.close()
     ledger.close()
+    assert ledger.pending() == 0
+    with Ledger.open(ledger_path, read_only=True) as reader:  # the file was released
+        assert reader.query("SELECT ts FROM equity") == [(0,)]
+
+
+def test_rows_given_column_by_column_commit_beside_rows_given_one_by_one(open_ledger, ledger_path):
+    import numpy as np
+
+    with open_ledger() as ledger:
+        ledger.append("equity", _equity(0))
+        ledger.append_columns("equity", {"ts": np.array([1, 2], dtype=np.int64), "agent": "futures",
+                                         "equity": np.array([10.0, 11.0]), "cash": 10.0,
+                                         "unrealized": np.array([0.0, 1.0]), "open_positions": 1,
+                                         "state": "conservative"}, 2)
+        assert ledger.pending() == 3
+    with Ledger.open(ledger_path, read_only=True) as reader:
+        assert reader.query("SELECT ts, equity, cash, open_positions, state FROM equity WHERE ts > 0 ORDER BY ts") == [
+            (1, 10.0, 10.0, 1, "conservative"), (2, 11.0, 10.0, 1, "conservative")]
+
+
+def test_columns_of_the_wrong_length_or_kind_are_refused_by_name(open_ledger):
+    import numpy as np
+
+    with open_ledger() as ledger:
+        with pytest.raises(LedgerError, match="equity.equity is DOUBLE; got 1 values"):
+            ledger.append_columns("equity", {"ts": np.array([1, 2]), "equity": np.array([1.0])}, 2)
+        with pytest.raises(LedgerError, match="has no column 'equty'"):
+            ledger.append_columns("equity", {"equty": 1.0}, 2)
 
 
 def test_a_read_only_ledger_reads_but_refuses_appends(open_ledger, ledger_path):

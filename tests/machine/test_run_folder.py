@@ -165,3 +165,11 @@ def test_kill_9_between_batched_commits_resumes_to_the_uninterrupted_ledger(unin
     done = ratchet(*LONG, f"hydra.run.dir={folder}")
     assert done.returncode == 0, done.stderr
     assert export(folder / "ledger.duckdb") == uninterrupted
+
+
+def test_a_window_after_the_data_names_the_warm_up_bars_it_asked_for_too(tmp_path):
+    done = ratchet("agent=futures", "market=perp_1h", "market.start=2030-01-01", f"hydra.run.dir={tmp_path / 'run'}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "the window includes the 734 warm-up bars before market.start 2030-01-01" in done.stderr
+    assert "BTC/USDT:USDT [2022-01-01T00:00:00Z, 2026-05-16T18:00:00Z)" in done.stderr
+    assert not (tmp_path / "run" / "ledger.duckdb").exists()
