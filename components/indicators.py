@@ -25,16 +25,51 @@ about 40 ms.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import reduce
 from operator import add
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 # Rows per block when a window statistic needs a (rows x window) temporary: ~8 MB per block.
 _BLOCK_CELLS = 1 << 20
+
+
+_REMEMBERED: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+_REMEMBER_AT_MOST = 64
+
+
+def remembered(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """Compute an indicator once per input: several components ask for the same EMA or ATR of the
+    same bars, and a study's trials ask again. Keyed by the inputs' bytes, so a changed bar is a new
+    key; the result is shared, so it is read-only."""
+
+    @functools.wraps(fn)
+    def recall(*args: Any) -> np.ndarray:
+        key = (fn.__name__, *(_digest(a) if isinstance(a, np.ndarray) else a for a in args))
+        found = _REMEMBERED.get(key)
+        if found is None:
+            found = fn(*args)
+            found.flags.writeable = False
+            _REMEMBERED[key] = found
+            if len(_REMEMBERED) > _REMEMBER_AT_MOST:
+                _REMEMBERED.popitem(last=False)
+        else:
+            _REMEMBERED.move_to_end(key)
+        return found
+
+    return recall
+
+
+def _digest(values: np.ndarray) -> tuple[str, int]:
+    array = np.ascontiguousarray(values, dtype=np.float64)
+    return hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest(), len(array)
 
 
 def sma(x: np.ndarray, n: int) -> np.ndarray:
@@ -60,6 +95,7 @@ def sma(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+@remembered
 def ema(x: np.ndarray, n: int) -> np.ndarray:
     """Exponential moving average, alpha = 2/(n+1), seeded with the SMA of the first n values.
 
@@ -93,6 +129,7 @@ def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarr
     return out
 
 
+@remembered
 def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
     """Average true range with Wilder smoothing (TA-Lib ATR).
 
@@ -120,6 +157,7 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndar
     return out
 
 
+@remembered
 def rsi(close: np.ndarray, n: int) -> np.ndarray:
     """Relative strength index with Wilder smoothing (TA-Lib RSI); first value at index n.
 
@@ -160,6 +198,7 @@ def _strength(avg_gain: float, avg_loss: float) -> float:
     return 0.0 if total == 0.0 else math.nan
 
 
+@remembered
 def rolling_percentile_rank(x: np.ndarray, window: int) -> np.ndarray:
     """Fraction of the previous ``window`` values (bars i-window .. i-1) that are <= x[i].
 

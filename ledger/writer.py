@@ -24,6 +24,7 @@ from typing import Any, Self
 
 import duckdb
 import numpy as np
+import numpy.ma  # noqa: F401 - pyarrow imports it at its first numpy conversion: pay at import, not mid-run
 import pyarrow as pa
 
 from core.errors import LedgerError
@@ -202,6 +203,7 @@ class Ledger:
         self._wall_clock = wall_clock
         self._specs = _table_specs(con)
         self._buffers: dict[str, list[dict[str, Any]]] = {}
+        self._views = False
         self._batches: dict[str, list[dict[str, Any]]] = {}  # rows given column by column (append_columns)
         self._pending = 0
         self._closed = False
@@ -236,7 +238,6 @@ class Ledger:
                 check_version(schema_version(con), path, accept_older=False)
             else:
                 migrate(con, path, wall_clock)
-            create_views(con)
         except BaseException:
             con.close()
             raise
@@ -271,8 +272,9 @@ class Ledger:
         self._pending += 1
 
     def append_columns(self, table: str, columns: Mapping[str, Any], rows: int) -> None:
-        """Buffer ``rows`` rows given column by column: a numpy array of ``rows`` numbers, or one
-        value every row shares. Numeric and text columns only; missing columns are NULL."""
+        """Buffer ``rows`` rows given column by column: a numpy array of ``rows`` numbers, a list of
+        ``rows`` texts, or one value every row shares. Numeric and text columns only; missing
+        columns are NULL."""
         spec = self._specs.get(table)
         if spec is None or self.read_only:
             self.append(table, {})  # the same refusal, by the same words
@@ -289,6 +291,15 @@ class Ledger:
                                       f"of {value.dtype} for {rows} rows")
                 batch[column] = value
                 continue
+            if isinstance(value, list):
+                if db_type != "VARCHAR" or len(value) != rows or not all(isinstance(v, str) for v in value):
+                    raise LedgerError(f"ledger column {table}.{column} is {db_type}; got a list of {len(value)} "
+                                      f"for {rows} rows")
+                if (table, column) in ALLOWED_VALUES:
+                    for v in set(value):
+                        _check_domain(table, column, db_type, v)
+                batch[column] = value
+                continue
             if value is not None:
                 if type(value) not in _EXACT.get(db_type, ()):
                     value = _normalize(table, column, db_type, value)
@@ -297,6 +308,12 @@ class Ledger:
         batch["wall_ts"] = np.full(rows, self._wall_clock())
         self._batches.setdefault(table, []).append(batch)
         self._pending += rows
+
+    def _with_views(self) -> None:
+        """The named views, made at the first query: a replay that only writes never needs them."""
+        if not self._views:
+            create_views(self._con)
+            self._views = True
 
     def _bad_column(self, spec: _TableSpec, column: str) -> str:
         if column in _MANAGED:
@@ -396,6 +413,7 @@ class Ledger:
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
     ) -> list[tuple]:
         """Rows of a query over committed rows (tables and views)."""
+        self._with_views()
         try:
             return self._con.execute(sql, params).fetchall()
         except duckdb.Error as exc:
@@ -405,6 +423,7 @@ class Ledger:
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
     ) -> pa.Table:
         """A query's whole result as an Arrow table."""
+        self._with_views()
         try:
             return self._con.sql(sql, params=params).to_arrow_table()
         except duckdb.Error as exc:

@@ -141,6 +141,7 @@ def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | N
             mode.close()
             for row in notices.close():
                 recorder.row("notifications", row)
+        recorder.commit()  # a clean end: everything is durable (an exception drops what is pending)
     return RunResult(run_dir, ledger_path, run_id, loop.bars, time.perf_counter() - started, loop.resume_at,
                      agent.facts, loop.stopped)
 
