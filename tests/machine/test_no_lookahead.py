@@ -5,13 +5,14 @@ that reads a single bar ahead is caught. The hybrid agent's probe is in test_hyb
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import numpy as np
 import pytest
 
 from machine.compose import compose_run
 from machine.engine import load_run_market, run_replay
-from tests.machine.test_hybrid_agent import RESOLVED_LATE
 from tests.machine.test_replay_guarantees import FUTURES_H1_2022
 from tests.support.ledger_export import entry_times, export, known_at
 from tests.support.perturb import bar_closing_at, perturbed_from, probe
@@ -22,16 +23,18 @@ PEEK = ("+agent.components.peek={_target_: tests.support.peeking.NextBarPeekingG
         "agent.machine.states.conservative.components=[features,regime,signal,regime_gate,peek,fixed_risk,atr_exits]",
         "agent.machine.states.kelly_active.components=[features,regime,signal,regime_gate,peek,kelly,atr_exits]",
         "agent.machine.states.exploring.components=[features,regime,signal,discovery_gate,peek,explore,atr_exits]")
-# The ML gate on a short cheap timeline: a 3-day first model, rescored daily, on the bar label (every
-# bar a sample and a prediction, resolved an hour later).
+# The ML gate on a short cheap timeline: a 3-day first model of two quick members (one that beats the base
+# rate, so the gate's probability is the model's), rescored daily, on the bar label (every bar a sample
+# and a prediction, resolved an hour later).
 QUICK_ML = (
     "experiment=hybrid_5m", "market.start=2024-01-01", "market.end=2024-01-10",
     "agent.components.ml_gate.retrainer.label=bar", "agent.components.ml_gate.retrainer.horizon=12",
+    "+agent.components.ml_gate.retrainer.members=[attention_mlp,cnn]",
     "agent.components.regime.vol_lookback=288",
     "agent.components.ml_gate.retrain_every_days=1",
     "agent.components.ml_gate.retrainer.window_days=3",
-    "agent.components.ml_gate.retrainer.training.epochs=1",
-    "agent.components.ml_gate.retrainer.training.max_samples=500",
+    "agent.components.ml_gate.retrainer.training.epochs=3",
+    "agent.components.ml_gate.retrainer.training.max_samples=2000",
     "agent.components.ml_gate.retrainer.training.threads=1",
 )
 
@@ -97,23 +100,41 @@ def test_a_futures_gate_that_reads_the_next_bar_is_caught(tmp_path):
     assert all(any(d.startswith("orders") for d in r.differences) for r in caught)
 
 
+def quick_ml_probe(folder, *overrides: str) -> tuple[int, Path, list[str]]:
+    """The probe of QUICK_ML at one cut t, an hour after the first model went live: (t, the unperturbed
+    replay's ledger, the differences)."""
+    cfg = compose_run(*QUICK_ML, *overrides)
+    market = load_run_market(cfg)
+    tf, horizon = market.timeframe_ms, cfg.agent.components["ml_gate"]["retrainer"]["horizon"]
+    t = int(market.ts[0]) + 3 * 86_400_000 + 12 * tf
+    stop = bar_closing_at(market, t) + horizon + 2 - market.trade_from
+    base = run_replay(cfg, folder / "base", market=market, stop_after_bars=stop)
+    assert any(model[0] < t for model in export(base.ledger_path, tables=("models",))["models"])  # live at t
+    [cut] = probe(cfg, market, base.ledger_path, [(t, 5)], folder, horizon_bars=horizon)
+    return t, base.ledger_path, cut.differences
+
+
 @pytest.mark.parametrize(("gate", "peeks"), [("components.ml_gate.MLGate", False),
                                              ("tests.support.peeking.NextBarPeekingMLGate", True)])
 def test_the_ml_gate_passes_the_probe_and_the_same_gate_fed_the_next_bar_is_caught(tmp_path, gate, peeks):
-    cfg = compose_run(*QUICK_ML, f"agent.components.ml_gate._target_={gate}")
-    market = load_run_market(cfg)
-    tf, horizon = market.timeframe_ms, cfg.agent.components["ml_gate"]["retrainer"]["horizon"]
-    t = int(market.ts[0]) + 3 * 86_400_000 + 12 * tf  # an hour after the first model went live
-    stop = bar_closing_at(market, t) + horizon + 2 - market.trade_from
-    base = run_replay(cfg, tmp_path / "base", market=market, stop_after_bars=stop)
-    assert any(model[0] < t for model in export(base.ledger_path, tables=("models",))["models"])  # live at t
-    # predictions.probability is left out: the real gate records it late (test_hybrid_agent.py's strict xfails)
-    found = probe(cfg, market, base.ledger_path, [(t, 5)], tmp_path, horizon_bars=horizon,
-                  ignoring=RESOLVED_LATE)[0].differences
+    _, _, found = quick_ml_probe(tmp_path, f"agent.components.ml_gate._target_={gate}")
     if peeks:  # each member's scores of the bars up to t moved, through the bar after each
         assert any(d.startswith("predictions") for d in found)
     else:
         assert found == []
+
+
+def test_a_predictions_probability_is_the_one_made_at_its_bar_though_it_resolves_later(tmp_path):
+    """The ensemble reweighs every 4 bars, so the predictions made by t resolve under weights learned
+    from outcomes after t; the probability recorded is still the one the gate had at the prediction's bar."""
+    t, ledger, found = quick_ml_probe(tmp_path, "agent.components.ml_gate.retrainer.ensemble.cadence=8")
+    assert found == []
+    con = duckdb.connect(str(ledger), read_only=True)
+    reweighs = con.execute("SELECT count(*) FROM adjustments WHERE kind = 'ensemble_weights' AND ts > ?",
+                           [t]).fetchone()[0]
+    made = con.execute("SELECT count(DISTINCT probability) FROM predictions WHERE ts <= ?", [t]).fetchone()[0]
+    con.close()
+    assert reweighs >= 2 and made > 10  # weights moved after t, and the probabilities are the model's
 
 
 def test_a_ledger_table_without_a_known_at_rule_is_refused(futures, tmp_path):

@@ -20,6 +20,8 @@ INSIDE_THE_BAR = tuple(r.value for r in (ExitReason.STOP_LOSS, ExitReason.TAKE_P
 
 #: Rows the agent writes during its step at their stamp.
 _STAMPED_WHEN_DECIDED = ("orders", "transitions", "adjustments", "models", "decisions", "notifications", "equity")
+#: A live exchange's answers (empty in replay): one stamped t may answer the orders decided at t.
+_EXCHANGE_ANSWERS = ("order_updates", "reconciliation", "exchange_replies")
 
 
 def export(path: Path, *, until_ts: int | None = None,
@@ -40,8 +42,7 @@ def export(path: Path, *, until_ts: int | None = None,
         con.close()
 
 
-def known_at(path: Path, t: int, *, timeframe_ms: int, horizon_bars: int | None = None,
-             ignoring: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, list[tuple]]:
+def known_at(path: Path, t: int, *, timeframe_ms: int, horizon_bars: int | None = None) -> dict[str, list[tuple]]:
     """Every table of the ledger, as much of it as was known when the agent decided at the bar close
     ``t = ts[i] + timeframe``; the bar that opens at ``t`` is the first that decision must not see.
 
@@ -53,6 +54,8 @@ def known_at(path: Path, t: int, *, timeframe_ms: int, horizon_bars: int | None 
       decided at ``t`` fills at the open of the bar at ``t`` and is stamped ``t`` too, but its price
       is that open: left out. So is a liquidation stamped ``t``: it may have happened inside bar
       ``i`` or at the next open, and the row does not say which.
+    * order_updates, reconciliation, exchange_replies (a live exchange's answers, empty in replay):
+      stamped ``< t``; one stamped ``t`` may answer the orders decided at ``t``.
     * funding: stamped ``<= t - timeframe``. The settlements in ``(ts[i], t]`` are paid when the
       bar at ``t`` opens, at its mark open, after the decision at ``t``.
     * predictions: made at or before ``t`` (stamped ``<= t``, written when they resolve), with
@@ -62,20 +65,20 @@ def known_at(path: Path, t: int, *, timeframe_ms: int, horizon_bars: int | None 
       compared whole, except ``runs.data_fingerprint``: a hash of all the data, later bars included.
 
     A table with a time column and no rule here is an error, so a new table cannot go unprobed.
-    ``ignoring`` leaves named columns out (a known finding, tested on its own).
     """
     con = duckdb.connect(str(path), read_only=True)
     try:
         inside = ", ".join(f"'{r}'" for r in INSIDE_THE_BAR)
         where = {
             **{table: f"ts <= {t}" for table in _STAMPED_WHEN_DECIDED},
+            **{table: f"ts < {t}" for table in _EXCHANGE_ANSWERS},
             "fills": f"ts < {t} OR (ts = {t} AND reason IN ({inside}))",
             "trades": f"exit_ts < {t} OR (exit_ts = {t} AND exit_reason IN ({inside}))",
             "funding": f"ts <= {t - timeframe_ms}",
             "predictions": f"ts <= {t}",
             "data_issues": f"ts < {t}",
         }
-        left_out = {"runs": ("data_fingerprint",), **(ignoring or {})}
+        left_out = {"runs": ("data_fingerprint",)}
         out = {}
         for table in _tables(con):
             cols = [c for c in _columns(con, table) if c not in left_out.get(table, ())]

@@ -3,7 +3,7 @@ not see is changed, and compare every ledger row known at ``t`` with an unchange
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -80,11 +80,11 @@ class CutResult:
 
 
 def probe(cfg: RunConfig, market: MarketData, ledger: Path, cuts: Sequence[tuple[int, int]], folder: Path, *,
-          horizon_bars: int | None = None, ignoring: Mapping[str, tuple[str, ...]] | None = None) -> list[CutResult]:
+          horizon_bars: int | None = None) -> list[CutResult]:
     """For each ``(t, seed)``: replay ``market`` perturbed from ``t`` and compare every row known at
     ``t`` (``known_at``) with the ledger of the unperturbed replay of ``cfg`` at ``ledger``."""
     results = []
-    rules = {"timeframe_ms": market.timeframe_ms, "horizon_bars": horizon_bars, "ignoring": ignoring}
+    rules = {"timeframe_ms": market.timeframe_ms, "horizon_bars": horizon_bars}
     for t, seed in cuts:
         shaken = replay_perturbed(cfg, market, t, seed, folder, horizon_bars=horizon_bars)
         found = differences(known_at(ledger, t, **rules), known_at(shaken, t, **rules))
