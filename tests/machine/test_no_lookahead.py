@@ -105,8 +105,9 @@ def quick_ml_probe(folder, *overrides: str) -> tuple[int, Path, list[str]]:
     replay's ledger, the differences)."""
     cfg = compose_run(*QUICK_ML, *overrides)
     market = load_run_market(cfg)
-    tf, horizon = market.timeframe_ms, cfg.agent.components["ml_gate"]["retrainer"]["horizon"]
-    t = int(market.ts[0]) + 3 * 86_400_000 + 12 * tf
+    retrainer, tf = cfg.agent.components["ml_gate"]["retrainer"], market.timeframe_ms
+    horizon = retrainer["horizon"]
+    t = int(market.ts[0]) + int(retrainer["window_days"] * 86_400_000) + 12 * tf
     stop = bar_closing_at(market, t) + horizon + 2 - market.trade_from
     base = run_replay(cfg, folder / "base", market=market, stop_after_bars=stop)
     assert any(model[0] < t for model in export(base.ledger_path, tables=("models",))["models"])  # live at t
