@@ -17,6 +17,8 @@ class ExitReason(StrEnum):
     LIQUIDATION = "liquidation"
     BREAKER = "breaker"
     END_OF_DATA = "end_of_data"
+    OPERATOR = "operator"  # ratchet-control RUN flatten
+    RECONCILED = "reconciled"  # closed on the exchange outside the agent (a manual trade), found by reconciliation
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,49 @@ class FundingPayment:
     amount: float  # cash flow to the account: negative = paid
 
 
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """What became of an order on a live exchange: sent, filled (in part), cancelled, refused, found again.
+
+    ``order_id`` is the ledger's order id, or for a protective order the trade it guards.
+    """
+
+    ts: int
+    order_id: str
+    client_order_id: str
+    symbol: str
+    kind: str  # entry | exit | stop_loss | take_profit
+    status: str  # see ORDER_STATUSES
+    side: int  # +1 buy, -1 sell
+    qty: float
+    filled_qty: float
+    price: float | None  # average fill price; a protective order's trigger price
+    exchange_order_id: str | None
+    reason: str
+
+
+ORDER_KINDS = ("entry", "exit", "stop_loss", "take_profit")
+ORDER_STATUSES = ("sent", "partially_filled", "filled", "canceled", "expired", "rejected", "not_sent", "found",
+                  "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    """One difference between the agent's view and the exchange's, and what was done: the exchange is the truth."""
+
+    ts: int
+    symbol: str | None  # None for the account's balance
+    item: str  # position | order | balance
+    ours: dict | None
+    exchange: dict | None
+    action: str  # see RECONCILE_ACTIONS
+    reason: str
+
+
+RECONCILE_ITEMS = ("position", "order", "balance")
+RECONCILE_ACTIONS = ("adopted", "closed", "resized", "corrected", "cancelled", "protected", "left_alone")
+
+
 @dataclass(slots=True)
 class BarEvents:
     """What happened on the exchange during one bar."""
@@ -125,6 +170,14 @@ class BarEvents:
     closed: list[ClosedTrade] = field(default_factory=list)
     funding: list[FundingPayment] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (order_id, why)
+    # a live exchange's answers besides these (empty elsewhere):
+    order_updates: list[OrderUpdate] = field(default_factory=list)
+    reconciliations: list[Reconciliation] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # exchange replies it could not use; retried later
+    halt: str | None = None  # the exchange refused the API keys: the agent halts, saying why
+    # what a resumed run's fast-forward must be answered again for this reply (live only, see LiveExchange.resume)
+    journal: dict | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.fills or self.closed or self.funding or self.rejected)
+        return bool(self.fills or self.closed or self.funding or self.rejected or self.order_updates
+                    or self.reconciliations or self.errors or self.halt or self.journal)

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 
 from core.errors import LedgerError
+from core.records import ORDER_KINDS, ORDER_STATUSES, RECONCILE_ACTIONS, RECONCILE_ITEMS
 
 
 @dataclass(frozen=True)
@@ -98,11 +99,30 @@ JOIN (VALUES ('circuit_broken', 'breaker'), ('halted', 'breaker'), ('halted', 'h
 GROUP BY run_id, agent, state, tag
 """
 
+# Live trading (mode=live). `order_updates`: what became of each order on the exchange, one row per
+# change (sent, partially_filled, filled, canceled, expired, rejected, not_sent, found after a restart,
+# unknown while unanswered); `kind` is entry, exit or a protective stop_loss / take_profit order, whose
+# `order_id` is the trade it guards. `reconciliation`: each difference between the agent's view and the
+# exchange's, both sides as JSON, and what was done (the exchange is the truth). `exchange_replies`:
+# each answer of a live exchange with its account state, which a restarted run's fast-forward replays.
+_V4_LIVE = """
+CREATE TABLE order_updates (
+    run_id VARCHAR, wall_ts TIMESTAMP, ts BIGINT, agent VARCHAR, order_id VARCHAR, client_order_id VARCHAR,
+    exchange_order_id VARCHAR, symbol VARCHAR, kind VARCHAR, status VARCHAR, side VARCHAR, qty DOUBLE,
+    filled_qty DOUBLE, price DOUBLE, reason VARCHAR);
+CREATE TABLE reconciliation (
+    run_id VARCHAR, wall_ts TIMESTAMP, ts BIGINT, agent VARCHAR, symbol VARCHAR, item VARCHAR,
+    agent_view JSON, exchange_view JSON, action VARCHAR, reason VARCHAR);
+CREATE TABLE exchange_replies (
+    run_id VARCHAR, wall_ts TIMESTAMP, ts BIGINT, agent VARCHAR, bar_ts BIGINT, call VARCHAR, reply JSON);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables", _V1_BASE_TABLES),
     Migration(2, "resolved model predictions", _V2_PREDICTIONS),
     Migration(3, "state roles (state_tags) and the run's mode",
               _V3_STATE_TAGS_AND_MODE.format(implied=_V2_STATE_ROLES.format(transitions="transitions"))),
+    Migration(4, "live trading: order lifecycle, reconciliation, exchange replies", _V4_LIVE),
 )
 
 #: Closed vocabularies, checked when a row is appended (open ones, like adjustment kinds, are not).
@@ -115,6 +135,12 @@ ALLOWED_VALUES: dict[tuple[str, str], frozenset[str]] = {
     ("trades", "mode"): frozenset({"normal", "window", "epsilon", "explore"}),
     ("models", "status"): frozenset({"champion", "rejected", "retired"}),
     ("runs", "mode"): frozenset({"replay", "paper", "live"}),
+    ("order_updates", "kind"): frozenset(ORDER_KINDS),
+    ("order_updates", "status"): frozenset(ORDER_STATUSES),
+    ("order_updates", "side"): frozenset({"buy", "sell"}),
+    ("reconciliation", "item"): frozenset(RECONCILE_ITEMS),
+    ("reconciliation", "action"): frozenset(RECONCILE_ACTIONS),
+    ("exchange_replies", "call"): frozenset({"bar", "dispatch"}),
 }
 
 _VERSIONS_TABLE = "schema_migrations"

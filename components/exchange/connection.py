@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+API_KEY_ENV = "BINANCE_API_KEY"
+API_SECRET_ENV = "BINANCE_API_SECRET"
 
 
 class ConnectionConfig(BaseModel):
@@ -17,6 +20,9 @@ class ConnectionConfig(BaseModel):
     retries: int = Field(default=5, ge=0, le=50)  # extra tries after a network error, timeout, 5xx, 429 or 418
     backoff_ms: int = Field(default=500, ge=1)  # first wait before a retry; doubles on each try
     max_backoff_ms: int = Field(default=60_000, ge=1)  # longest wait; a longer Retry-After gives up instead
+    # live orders only: from the environment (BINANCE_API_KEY, BINANCE_API_SECRET), never shown
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -30,3 +36,9 @@ class ConnectionConfig(BaseModel):
         if self.backoff_ms > self.max_backoff_ms:
             raise ValueError(f"backoff_ms ({self.backoff_ms}) exceeds max_backoff_ms ({self.max_backoff_ms})")
         return self
+
+
+def api_keys_missing(connection: ConnectionConfig) -> list[str]:
+    """The environment variables live trading still needs (empty when both keys are set)."""
+    given = {API_KEY_ENV: connection.api_key, API_SECRET_ENV: connection.api_secret}
+    return [name for name, value in given.items() if value is None or not value.get_secret_value().strip()]

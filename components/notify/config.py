@@ -132,12 +132,15 @@ class NotifyConfig(_Frozen):
 SECRET_KEYS: tuple[tuple[str, ...], ...] = (
     ("notify", "discord", "webhook_url"),
     ("notify", "telegram", "bot_token"),
+    ("exchange", "api_key"),
+    ("exchange", "api_secret"),
 )
 REDACTED = "**********"  # what pydantic's SecretStr shows
 
 
 def without_secrets(config: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a plain run-config dict with the notify secrets masked (for the ledger and reports)."""
+    """A copy of a plain run-config dict with its secrets (notify tokens, exchange keys) masked, for the
+    ledger and reports."""
     out = copy.deepcopy(config)
     for *parents, leaf in SECRET_KEYS:
         node: Any = out

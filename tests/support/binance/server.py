@@ -31,6 +31,8 @@ class Request:
     path: str
     params: dict[str, str]  # query string and form body, last value wins
     headers: dict[str, str]
+    query: str = ""  # the raw query string and body, as sent: what a signature covers
+    body: str = ""
 
 
 @dataclass
@@ -101,6 +103,11 @@ class FakeBinance:
         self.close()
 
     @property
+    def closing(self) -> threading.Event:
+        """Set once the server closes: a handler waiting on something lets go."""
+        return self._closing
+
+    @property
     def base_url(self) -> str:
         assert self._http is not None, "start() the server first"
         host, port = self._http.server_address[:2]
@@ -165,15 +172,16 @@ class FakeBinance:
 
 class _HttpHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as Binance serves ccxt's requests session
+    disable_nagle_algorithm = True  # headers and body go out as they are written, not 40 ms apart (delayed ACK)
 
     def _serve(self) -> None:
         fake: FakeBinance = self.server.fake  # type: ignore[attr-defined]
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            params.update(parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True))
-        request = Request(self.command, url.path, params, dict(self.headers.items()))
+        body = self.rfile.read(length).decode() if length else ""
+        params.update(parse_qsl(body, keep_blank_values=True))
+        request = Request(self.command, url.path, params, dict(self.headers.items()), url.query, body)
         reply = fake.handle(request)
         body = reply.body if isinstance(reply.body, str) else json.dumps(reply.body, separators=(",", ":"))
         data = body.encode()
