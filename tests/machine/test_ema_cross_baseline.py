@@ -5,8 +5,8 @@ the slow one, exit when it crosses below; the signal is taken at a bar's close a
 bar's open; all-in with fractional units (all free cash, the fee included, is spent at the fill);
 0.1 % fee per side; no slippage; 10,000 USDT; a position still open after the last bar is closed at
 that bar's close, fee paid. A window's EMAs warm up on the 26 bars before its start (freqtrade's
-startup candles: the slow period), so a cross at the window's first bar counts. The oracle reads the bundled Parquet file itself and shares no code with
-the product beyond TA-Lib.
+startup candles: the slow period), so a cross at the window's first bar counts. The oracle reads
+the bundled Parquet file itself and shares no code with the product beyond TA-Lib.
 """
 
 from __future__ import annotations
