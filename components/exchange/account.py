@@ -29,6 +29,7 @@ UNKNOWN_ORDER = -2011  # Unknown order sent (a cancel of what is no longer open)
 DUPLICATE_ID = -4116  # USDT-M: ClientOrderId is duplicated.
 SPOT_REJECTED = -2010  # spot: NEW_ORDER_REJECTED, "Duplicate order sent." among others
 WOULD_TRIGGER = -2021  # USDT-M: Order would immediately trigger.
+MARGIN_TYPE_SET = -4046  # USDT-M: No need to change margin type.
 QUOTE = "USDT"
 log = logging.getLogger("ratchet.exchange")
 
@@ -135,7 +136,12 @@ class BinanceAccount:
         return self.client.call("leverage brackets", lambda: self.exchange.fetch_leverage_tiers(symbols))
 
     def set_isolated(self, symbol: str) -> None:
-        self.client.call(f"margin type {symbol}", lambda: self.exchange.set_margin_mode("isolated", symbol))
+        """Isolated margin for ``symbol``; already isolated is fine (a restart, or set by hand)."""
+        try:
+            self.client.call(f"margin type {symbol}", lambda: self.exchange.set_margin_mode("isolated", symbol))
+        except ExchangeError as exc:
+            if binance_code(exc) != MARGIN_TYPE_SET:
+                raise
 
     def set_leverage(self, symbol: str, leverage: int) -> None:
         self.client.call(f"leverage {symbol}", lambda: self.exchange.set_leverage(leverage, symbol))

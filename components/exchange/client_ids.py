@@ -39,6 +39,18 @@ def is_ours(run_id: str, client_id: str) -> bool:
     return client_id.startswith(run_prefix(run_id))
 
 
+def parse_protection(run_id: str, client_id: str) -> tuple[str, str, int] | None:
+    """(trade id, kind, version) of a protective order's client id of this run; None for any other id
+    (a hashed one included: it cannot be read back)."""
+    if not is_ours(run_id, client_id):
+        return None
+    found = re.fullmatch(r"(.+)\.([st])(\d+)", client_id[len(run_prefix(run_id)):])
+    if found is None:
+        return None
+    kinds = {tag: kind for kind, tag in PROTECTION_TAGS.items()}
+    return found.group(1), kinds[found.group(2)], int(found.group(3))
+
+
 def _fit(prefix: str, rest: str) -> str:
     candidate = prefix + rest
     if len(candidate) <= MAX_LENGTH and ALLOWED.match(candidate):

@@ -37,7 +37,7 @@ from typing import Any
 
 from components.exchange.account import WOULD_TRIGGER, BinanceAccount, OrderState, binance_code, binance_message
 from components.exchange.book import LiveBook
-from components.exchange.client_ids import client_order_id, protection_id
+from components.exchange.client_ids import client_order_id, parse_protection, protection_id
 from components.exchange.reconcile import Reconciler
 from components.exchange.rules import ExchangeRules
 from core.errors import (
@@ -138,7 +138,8 @@ class LiveExchange:
         self._versions: dict[str, int] = {}  # trade id -> protective orders placed so far
         self._leverage: dict[str, int] = {}  # symbols set to isolated margin, at this leverage
         self._dirty: set[str] = set()  # symbols whose protection must be placed or moved at the next dispatch
-        self._income_since = account.client.server_time()
+        self._income_since = account.client.server_time()  # funding settled from then on is the agent's
+        self._funding_booked: list[list[Any]] = []  # (symbol, ts) booked at ``_income_since``
         self._since_reconcile = 0
         self._started = False
         self._auth_failure: str | None = None
@@ -471,6 +472,8 @@ class LiveExchange:
         try:
             state = self.account.place_protection(symbol, -pos.side, qty, level, client_id, kind,
                                                   working_type=self.settings.working_type, limit=limit)
+            if state.final:  # the id was taken by an order no longer standing (a crash): the next version
+                return self._place_guard(pos, kind, level, qty, events)
         except ExchangeRejected as exc:
             if binance_code(exc) == WOULD_TRIGGER or "trigger immediately" in binance_message(exc):
                 self._send(ExitOrder(f"{pos.trade_id}:{kind}", symbol, ExitReason(kind)), events)
@@ -574,10 +577,13 @@ class LiveExchange:
             self._watch_targets(events)
 
     def _collect_funding(self, events: BarEvents) -> None:
+        """Settlements since the latest one booked; several symbols settle at the same time."""
         for symbol, ts, amount in sorted(self.account.income("FUNDING_FEE", self._income_since), key=lambda r: r[1]):
-            if ts < self._income_since:
+            if ts < self._income_since or [symbol, ts] in self._funding_booked:
                 continue
-            self._income_since = ts + 1
+            if ts > self._income_since:
+                self._income_since, self._funding_booked = ts, []
+            self._funding_booked.append([symbol, ts])
             pos = self.book.positions.get(symbol)
             if pos is None or ts <= pos.entry_ts:
                 continue  # not a position of the agent's
@@ -614,6 +620,7 @@ class LiveExchange:
     def _reconcile_orders(self, events: BarEvents) -> None:
         """Every open order against the agent's view; every position must have its protection on Binance."""
         standing = self.account.open_orders(list(self.market.symbols))
+        self._adopt_guards(standing)
         known = set(self._working) | {g.client_id for gs in self._guards.values() for g in gs.values()}
         self.reconciler.orders(standing, known, self._now, events)
         for symbol, pos in self.book.positions.items():
@@ -624,6 +631,20 @@ class LiveExchange:
                 self.reconciler.report(events, self._now, symbol, "order", {k: wanted[k] for k in missing}, None,
                                         "protected", f"no {' or '.join(missing)} order on Binance for {pos.trade_id}")
         self._since_reconcile = 0
+
+    def _adopt_guards(self, standing: list[OrderState]) -> None:
+        """A protective order of this run that stands for a position the book holds, placed by a process that
+        stopped before recording it, guards that position: it is kept, not cancelled and placed again."""
+        trades = {pos.trade_id: pos for pos in self.book.positions.values()}
+        for order in standing:
+            parsed = parse_protection(self.run_id, order.client_id)
+            if parsed is None or parsed[0] not in trades or order.trigger_price is None:
+                continue
+            trade_id, kind, version = parsed
+            guards = self._guards.setdefault(trades[trade_id].symbol, {})
+            if kind not in guards:
+                guards[kind] = Guard(trade_id, order.client_id, order.trigger_price, order.amount)
+                self._versions[trade_id] = max(self._versions.get(trade_id, 0), version)
 
     # -- faults ----------------------------------------------------------------------------------------
     def _guarded(self, events: BarEvents, step: Any, *, probe: bool = False) -> None:
@@ -672,7 +693,8 @@ class LiveExchange:
                 "working": [asdict(w) | {"order": _order_json(w.order)} for w in self._working.values()],
                 "guards": {s: {k: asdict(g) for k, g in gs.items()} for s, gs in self._guards.items()},
                 "versions": dict(self._versions), "leverage": dict(self._leverage), "dirty": sorted(self._dirty),
-                "income_since": self._income_since, "since_reconcile": self._since_reconcile,
+                "income_since": self._income_since, "funding_booked": self._funding_booked,
+                "since_reconcile": self._since_reconcile,
                 "auth_failure": self._auth_failure, "seen_foreign": sorted(self.reconciler.seen_foreign)}
 
     def _restore(self, state: Mapping[str, Any]) -> None:
@@ -683,6 +705,7 @@ class LiveExchange:
         self._leverage = dict(state["leverage"])
         self._dirty = set(state["dirty"])
         self._income_since = int(state["income_since"])
+        self._funding_booked = [list(b) for b in state["funding_booked"]]
         self._since_reconcile = int(state["since_reconcile"])
         self._auth_failure = state["auth_failure"]
         self.reconciler.seen_foreign = set(state["seen_foreign"])

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from tests.live.driver import API_KEY, API_SECRET, LiveDriver
-from tests.support.binance import FakeBinance, FakeClock
+from tests.support.binance import FakeBinance, FakeClock, Reply, Request
 from tests.support.binance.account_routes import Venue
 
 HOUR = 3_600_000
@@ -47,6 +47,17 @@ def drive(loopback: Loopback, tmp_path: Path) -> Iterator[Callable[..., LiveDriv
     yield open_driver
     for driver in opened:
         driver.shut()
+
+
+def lockstep(server: FakeBinance, step_ms: int, path: str = "/fapi/v1/time") -> None:
+    """The exchange clock moves ``step_ms`` each time it is asked, stopping one second past every bar close
+    on the way: it keeps pace with whoever asks, and bars close one at a time."""
+
+    @server.route("GET", path)
+    def server_time(server: FakeBinance, request: Request) -> Reply:
+        now = server.clock.now()
+        server.clock.set(min(now + step_ms, (now // HOUR + 1) * HOUR + 1_000))
+        return Reply({"serverTime": now})
 
 
 def rows(run_dir: Path, sql: str, params: list | None = None) -> list[tuple]:

@@ -58,11 +58,11 @@ class LiveDriver:
 
     def __init__(self, run_dir: Path, base_url: str, *, kind: str = "futures", symbols: tuple[str, ...] = (PERP,),
                  keys: tuple[str, str] = (API_KEY, API_SECRET), settings: LiveSettings | None = None,
-                 set_clock: Callable[[int], None] | None = None, retries: int = 3) -> None:
+                 set_clock: Callable[[int], None] | None = None, retries: int = 3, timeout_ms: int = 2_000) -> None:
         self.run_dir = run_dir
         self.set_clock = set_clock  # in-process tests move the clock; a driver process waits for it
         connection = ConnectionConfig(base_url=base_url, rate_limit_ms=1, retries=retries, backoff_ms=1,
-                                      max_backoff_ms=50, timeout_ms=2_000)
+                                      max_backoff_ms=50, timeout_ms=timeout_ms)
         self.client = connect(kind, connection, keys=ApiKeys(*keys))
         self.feed = PollingFeed(self.client, kind, list(symbols), "1h", on_gap="skip", store_dir=run_dir / "market",
                                 warmup_bars=3)
@@ -94,8 +94,11 @@ class LiveDriver:
         """When bar ``i`` (the next one by default) closes: the market's first bar plus i bars."""
         return int(self.market.ts[0]) + ((self.i if i is None else i) + 1) * self.tf
 
-    def step(self, scenario: Scenario | None = None) -> tuple[BarEvents, BarEvents]:
-        """One bar, as the engine steps it; returns what process_bar and dispatch answered."""
+    def step(self, scenario: Scenario | None = None, *, crash_before_send: bool = False,
+             crash_after_send: bool = False) -> tuple[BarEvents, BarEvents]:
+        """One bar, as the engine steps it; returns what process_bar and dispatch answered. The process
+        dies once the bar is committed (``crash_before_send``), or once dispatch has sent, before its
+        answer is recorded (``crash_after_send``)."""
         self._wait_for_close()
         i, now = self.i, self.close_ts()
         self.recorder.muted = self.last_ts is not None and now <= self.last_ts
@@ -112,7 +115,11 @@ class LiveDriver:
         equity, cash, unrealized = self.exchange.mark_to_market(i)
         self.recorder.equity(now, equity, cash, unrealized, len(self.exchange.positions), "conservative")
         self.recorder.commit()
+        if crash_before_send:
+            return events, BarEvents()
         answered = self.exchange.dispatch()
+        if crash_after_send:
+            return events, BarEvents()
         if answered:
             self._record(answered, now)
             self.recorder.commit()
