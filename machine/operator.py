@@ -15,7 +15,7 @@ from pathlib import Path
 
 from machine.cli_errors import cli_entry
 
-COMMANDS = ("resume",)
+COMMANDS = ("resume", "flatten")  # flatten: close every position at market, no new entries until resume
 
 
 def control_dir(run_dir: Path) -> Path:
