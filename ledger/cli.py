@@ -29,13 +29,14 @@ from typing import Any
 import duckdb
 
 from core.errors import LedgerError
+from ledger.overrides import Swept, sweep_overrides, swept
 from ledger.schema import check_version, create_schema, implied_rows, schema_version
 from ledger.views import VIEW_NAMES, VIEWS, create_views
 from ledger.writer import snapshot_path, sql_string
 
 LEDGER_FILE = "ledger.duckdb"
 _SCHEMA_CATALOG = "ratchet_schema"
-_LOCKED = "Could not set lock on file"  # DuckDB's words when another process holds the file
+LOCKED = "Could not set lock on file"  # DuckDB's words when another process holds the file
 # What DuckDB's error says -> what is wrong with the file, in a user's words.
 _UNREADABLE = (
     ("Could not read enough bytes", "it is cut short"),
@@ -119,7 +120,7 @@ def _attach(
         con.execute(f"ATTACH {sql_string(str(path))} AS {alias} (READ_ONLY)")
         return path
     except duckdb.Error as exc:
-        if _LOCKED not in str(exc):
+        if LOCKED not in str(exc):
             raise _unreadable(path, exc) from exc
     snapshot = snapshot_path(path)
     try:
@@ -198,18 +199,27 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _plain(value: Any) -> Any:
-    """A value JSON can hold: non-finite floats as null, times as ISO text."""
+def _utc_text(value: datetime | date) -> str:
+    """A time as ISO 8601 text in UTC (`2023-01-01T00:00:00Z`); a view's TIMESTAMP is UTC."""
+    if not isinstance(value, datetime):
+        return value.isoformat()
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds") + "Z"
+
+
+def json_value(value: Any) -> Any:
+    """A value JSON can hold: NaN and infinities as null (CSV leaves them empty), times as UTC ISO text."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Decimal):
-        return float(value)
+        return float(value) if value.is_finite() else None
     if isinstance(value, (datetime, date)):
-        return value.isoformat()
+        return _utc_text(value)
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [json_value(v) for v in value]
     return value
 
 
@@ -241,11 +251,17 @@ def format_table(columns: Sequence[str], rows: Sequence[tuple]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _csv_field(value: Any) -> Any:
+    """What JSON holds as null (NULL, NaN, infinities) is an empty field; times as JSON writes them."""
+    plain = json_value(value) if isinstance(value, (float, Decimal, datetime, date)) else value
+    return "" if plain is None else plain
+
+
 def format_csv(columns: Sequence[str], rows: Sequence[tuple]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    writer.writerows([[_csv_field(v) for v in row] for row in rows])
     return buffer.getvalue()
 
 
@@ -253,17 +269,35 @@ def format_json(columns: Sequence[str], rows: Sequence[tuple], json_columns: set
     """A JSON array of objects; JSON columns are embedded as values, not strings."""
     records = [
         {
-            c: json.loads(v) if c in json_columns and v is not None else _plain(v)
+            c: json_value(json.loads(v)) if c in json_columns and v is not None else json_value(v)
             for c, v in zip(columns, row, strict=True)
         }
         for row in rows
     ]
-    return json.dumps(records, indent=2) + "\n"
+    return json.dumps(records, indent=2, allow_nan=False) + "\n"
+
+
+_EPILOG = """\
+Times: the base tables hold simulated times as epoch milliseconds (UTC); the named views show them
+as UTC timestamps (`epoch_ms(ts)` turns one back). Ratios are ratios (0.25 is a quarter).
+No value (NULL, NaN, infinity) is null in JSON and an empty field in CSV.
+
+Over several runs (a sweep folder), every row has a `run_dir`; a view adds a column per swept
+override (a key whose value differs between the runs, from each run's .hydra/overrides.yaml),
+and SQL can join the table `overrides (run_dir, key, value)`.
+
+examples:
+  ratchet-ledger runs/<run> --list-views
+  ratchet-ledger runs/<run> --view kelly --format csv
+  ratchet-ledger runs/multirun/<date>/<time> --view summary
+  ratchet-ledger runs/<run> --sql "SELECT mode, count(*), avg(pnl) FROM trades GROUP BY mode"
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ratchet-ledger", description="Query run ledgers by named view or SQL."
+        prog="ratchet-ledger", description="Query run ledgers by named view or SQL.", epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
                         help="a run folder holding ledger.duckdb, or a sweep folder above several")
@@ -319,6 +353,27 @@ def _damaged_ledger(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> Path |
     return named
 
 
+def _create_overrides(con: duckdb.DuckDBPyConnection, told: dict[str, dict[str, str]]) -> None:
+    """The table `overrides (run_dir, key, value)`: each run's saved Hydra overrides, for SQL to join."""
+    con.execute("CREATE TEMP TABLE overrides (run_dir VARCHAR, key VARCHAR, value VARCHAR)")
+    rows = [(run_dir, key, value) for run_dir, pairs in told.items() for key, value in pairs.items()]
+    if rows:
+        con.executemany("INSERT INTO overrides VALUES (?, ?, ?)", rows)
+
+
+def _with_swept(description: list[tuple], rows: list[tuple],
+                told: dict[str, dict[str, str]]) -> tuple[list[tuple], list[tuple]]:
+    """A view's rows with a column per swept override after `run_dir`, saying which value each run ran."""
+    names = [d[0] for d in description]
+    columns: list[Swept] = swept(list(told.values()), taken=names)
+    if not columns:
+        return description, rows
+    at = names.index("run_dir") + 1
+    added = [(c.column, "VARCHAR", None, None, None, None, None) for c in columns]
+    widened = [(*row[:at], *(told.get(row[at - 1], {}).get(c.key) for c in columns), *row[at:]) for row in rows]
+    return [*description[:at], *added, *description[at:]], widened
+
+
 def _emit(text: str) -> int:
     """Write the result; a reader that closed the pipe early (`| head`) ends the run quietly."""
     try:
@@ -348,8 +403,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise LedgerError("give at least one RUN_DIR")
         if args.view is not None and args.view not in VIEW_NAMES:
             raise LedgerError(f"unknown view {args.view!r}; known: {', '.join(VIEW_NAMES)}")
-        con = connect_sweep(find_ledgers(args.run_dirs), notice=_notice)
+        ledgers = find_ledgers(args.run_dirs)
+        told = sweep_overrides(path.parent for path in ledgers)
+        con = connect_sweep(ledgers, notice=_notice)
         try:
+            _create_overrides(con, told)
             sql = f"SELECT * FROM {args.view}" if args.view is not None else args.sql
             description, rows = _query(con, sql)
         finally:
@@ -358,6 +416,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _notice(str(exc))
         return 2
     columns = [d[0] for d in description]
+    if args.view is not None and "run_dir" in columns:
+        description, rows = _with_swept(description, rows, told)
+        columns = [d[0] for d in description]
     if args.format == "csv":
         return _emit(format_csv(columns, rows))
     if args.format == "json":

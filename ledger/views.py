@@ -5,6 +5,11 @@ Each view is an SQL template over the base tables, grouped by the run keys given
 (`ledger.cli` unions the base tables first). Views are TEMP, so a ledger file never stores them
 and an old ledger always gets the current definitions.
 
+Times: the base tables hold simulated times as int epoch milliseconds (UTC); the views show them
+as TIMESTAMP in UTC (`ts`, `*_ts`), so `WHERE ts >= '2023-01-01'` reads as it says. A duration
+keeps its unit in its name (`ms`). Ratios are ratios (0.25 is a quarter); a column would say
+`_pct` if it held percent.
+
 State roles come from `state_tags` (the tags the machine's YAML gives its states), never from
 state names: `breaker` lists the transitions into or out of a state tagged `breaker`.
 
@@ -215,7 +220,26 @@ def view_sql(view: View, run_keys: Sequence[str] = ("run_id",)) -> str:
     return view.template.format(keys=keys, on=on)
 
 
+def is_time_column(name: str) -> bool:
+    """Simulated times are named `ts` or `*_ts`: epoch ms in the base tables, TIMESTAMP (UTC) in the views."""
+    return name == "ts" or name.endswith("_ts")
+
+
+_EPOCH_MS_TYPES = ("BIGINT", "INTEGER", "HUGEINT", "UBIGINT")
+
+
 def create_views(con: duckdb.DuckDBPyConnection, *, run_keys: Sequence[str] = ("run_id",)) -> None:
-    """Create every view as a TEMP view over the base tables visible to `con`."""
+    """Create every view as a TEMP view over the base tables visible to `con`.
+
+    The templates compute on the base tables' epoch milliseconds; each view then shows its time
+    columns (`is_time_column`) as TIMESTAMP, in UTC. A view built on another view finds them
+    converted already and leaves them as they are.
+    """
     for view in VIEWS:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {view.name} AS {view_sql(view, run_keys)}")
+        sql = view_sql(view, run_keys)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view.name} AS {sql}")
+        times = [name for name, kind, *_ in con.execute(f"DESCRIBE {view.name}").fetchall()
+                 if is_time_column(name) and kind in _EPOCH_MS_TYPES]
+        if times:
+            replace = ", ".join(f'epoch_ms("{name}") AS "{name}"' for name in times)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {view.name} AS SELECT * REPLACE ({replace}) FROM ({sql})")

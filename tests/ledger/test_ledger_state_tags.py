@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -55,8 +56,13 @@ def _view(capsys, view: str, *run_dirs: Path) -> list[dict]:
     return list(csv.DictReader(io.StringIO(out)))
 
 
+def _ms(text: str) -> int:
+    """A view's time as CSV writes it (ISO 8601, UTC) back in the base tables' epoch ms."""
+    return int(datetime.fromisoformat(text).astimezone(UTC).timestamp() * 1000)
+
+
 def _moves(rows: list[dict]) -> list[tuple]:
-    return [(r["run_id"], int(r["ts"]), r["source"], r["dest"], r["trigger"]) for r in rows]
+    return [(r["run_id"], _ms(r["ts"]), r["source"], r["dest"], r["trigger"]) for r in rows]
 
 
 BREAKER_MOVES = [(m * MIN, s, d, t) for m, s, d, t in MOVES[3:]]  # into or out of a breaker state
@@ -146,7 +152,7 @@ def test_a_v2_ledger_migrates_to_inferred_state_tags_and_a_null_mode(tmp_path):
     with Ledger.open(path, "old-run") as ledger:
         runs = ledger.query("SELECT run_id, mode FROM runs")
         tags = ledger.query("SELECT run_id, agent, state, tag FROM state_tags ORDER BY state, tag")
-        breaker = ledger.query("SELECT ts, source, dest, trigger FROM breaker")
+        breaker = ledger.query("SELECT epoch_ms(ts), source, dest, trigger FROM breaker")
 
     assert _version(path) == 3
     assert runs == [("old-run", None)]
@@ -167,7 +173,7 @@ def test_a_v2_ledger_read_without_migrating_gives_the_same_breaker_rows(capsys, 
     as_migrated = _view(capsys, "breaker", migrated.parent)
 
     assert _version(old) == 2  # reading never migrates
-    assert [(int(r["ts"]), r["source"], r["dest"], r["trigger"]) for r in as_old] == BREAKER_MOVES
+    assert [(_ms(r["ts"]), r["source"], r["dest"], r["trigger"]) for r in as_old] == BREAKER_MOVES
     assert [{**r, "run_dir": None} for r in as_old] == [{**r, "run_dir": None} for r in as_migrated]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -10,6 +11,12 @@ from ledger.views import VIEW_NAMES
 from ledger.writer import Ledger
 
 MIN = 60_000
+EPOCH = datetime(1970, 1, 1)  # views show times as TIMESTAMP in UTC (naive), the base tables as epoch ms
+
+
+def at(minute: int) -> datetime:
+    """The view's timestamp of a row written at `minute * MIN` ms."""
+    return EPOCH + timedelta(minutes=minute)
 
 # (pnl, symbol, state at entry, mode, funding); every trade pays 0.1 in fees.
 FUTURES_TRADES = [
@@ -159,7 +166,7 @@ def test_mode_performance_groups_trades_by_mode(ledger):
 def test_drawdown_tracks_the_running_peak(ledger):
     rows = _rows(ledger, "drawdown", "agent = 'futures'")
 
-    assert [r["ts"] for r in rows] == [m * MIN for m in range(6)]
+    assert [r["ts"] for r in rows] == [at(m) for m in range(6)]
     assert [r["peak"] for r in rows] == [100.0, 110.0, 110.0, 110.0, 120.0, 120.0]
     assert [r["drawdown"] for r in rows] == pytest.approx([0, 0, 0.2, 1 - 105 / 110, 0, 0.1])
 
@@ -168,9 +175,9 @@ def test_max_drawdown_is_the_deepest_and_says_when(ledger):
     rows = {row["agent"]: row for row in _rows(ledger, "max_drawdown")}
 
     assert rows["futures"]["max_drawdown"] == pytest.approx(0.2)
-    assert rows["futures"]["max_drawdown_ts"] == 2 * MIN
+    assert rows["futures"]["max_drawdown_ts"] == at(2)
     assert rows["hybrid"]["max_drawdown"] == 0.0
-    assert rows["hybrid"]["max_drawdown_ts"] == 0
+    assert rows["hybrid"]["max_drawdown_ts"] == at(0)
 
 
 def test_time_in_state_follows_the_transitions_to_the_last_equity_mark(ledger):
@@ -196,9 +203,9 @@ def test_time_in_state_without_transitions_is_all_in_the_first_marked_state(ledg
 def test_adjustments_timeline_lists_every_change_in_time_order(ledger):
     rows = _rows(ledger, "adjustments_timeline")
 
-    assert [(r["ts"] // MIN, r["kind"]) for r in rows] == [
-        (100, "regime_change"), (150, "gate_threshold"), (200, "kelly_update"),
-        (250, "kelly_update"),
+    assert [(r["ts"], r["kind"]) for r in rows] == [
+        (at(100), "regime_change"), (at(150), "gate_threshold"), (at(200), "kelly_update"),
+        (at(250), "kelly_update"),
     ]
     assert (rows[1]["before"], rows[1]["after"], rows[1]["reason"]) == ("0.55", "0.6",
                                                                         "gate_threshold")
@@ -208,8 +215,9 @@ def test_adjustments_timeline_lists_every_change_in_time_order(ledger):
 def test_kelly_exposes_the_sizers_inputs_as_columns(ledger):
     first, second = _rows(ledger, "kelly")
 
+    assert first.pop("ts") == at(200)
     assert first == pytest.approx({
-        "run_id": "r1", "ts": 200 * MIN, "agent": "futures", "kind": "kelly_update",
+        "run_id": "r1", "agent": "futures", "kind": "kelly_update",
         "p": 0.6, "b": 2.0, "f_star": 0.4,
         "regime_factor": 0.5, "cap": 0.25, "risk_fraction_before": 0.01,
         "risk_fraction_after": 0.02, "reason": "kelly_update",
@@ -224,8 +232,8 @@ def test_breaker_shows_the_trip_and_the_recovery(ledger):
     rows = _rows(ledger, "breaker")
 
     assert [(r["ts"], r["source"], r["dest"], r["trigger"]) for r in rows] == [
-        (4 * MIN, "kelly_active", "circuit_broken", "drawdown_breached"),
-        (5 * MIN, "circuit_broken", "conservative", "cooldown_elapsed"),
+        (at(4), "kelly_active", "circuit_broken", "drawdown_breached"),
+        (at(5), "circuit_broken", "conservative", "cooldown_elapsed"),
     ]
     assert json.loads(rows[0]["evidence"]) == {"minute": 4}
 
@@ -242,7 +250,7 @@ def test_funding_summary_splits_paid_and_received(ledger):
 def test_regimes_list_regime_changes_with_from_and_to(ledger):
     [change] = _rows(ledger, "regimes")
 
-    assert (change["ts"], change["from_regime"], change["to_regime"]) == (100 * MIN, "range",
+    assert (change["ts"], change["from_regime"], change["to_regime"]) == (at(100), "range",
                                                                           "trend")
 
 
@@ -263,7 +271,7 @@ def test_summary_has_one_line_per_agent_with_return_and_drawdown(ledger):
     assert (futures["trades"], futures["win_rate"], futures["kelly_edge"]) == pytest.approx(
         (10, 0.6, 0.4))
     assert futures["return"] == pytest.approx(0.08)
-    assert (futures["max_drawdown"], futures["max_drawdown_ts"]) == (pytest.approx(0.2), 2 * MIN)
+    assert (futures["max_drawdown"], futures["max_drawdown_ts"]) == (pytest.approx(0.2), at(2))
     assert rows["hybrid"]["return"] == pytest.approx(0.1)
     assert rows["scalper"]["trades"] == 2
     assert rows["scalper"]["return"] is None  # no equity marks
@@ -289,3 +297,19 @@ def test_time_in_state_clips_transitions_outside_the_marked_span():
         rows = ledger.query("SELECT state, bars, ms FROM time_in_state")
 
     assert rows == [("warmup", 0, 0), ("conservative", 3, 2 * MIN)]
+
+
+def test_every_time_a_view_shows_is_a_utc_timestamp_and_every_duration_says_its_unit(ledger):
+    for view in VIEW_NAMES:
+        for name, kind, *_ in ledger.query(f"DESCRIBE {view}"):
+            if name == "ts" or name.endswith("_ts"):
+                assert kind == "TIMESTAMP", (view, name, kind)
+            assert not name.endswith("_pct"), (view, name)  # every view's share or rate is a ratio
+    assert ledger.query("SELECT DISTINCT typeof(entry_ts) FROM trades") == [("BIGINT",)]
+
+
+def test_a_view_reads_a_time_as_it_says_and_converts_back_to_the_base_tables_ms(ledger):
+    rows = ledger.query("SELECT epoch_ms(ts), source, dest FROM breaker WHERE ts >= '1970-01-01 00:05:00'")
+
+    assert rows == [(5 * MIN, "circuit_broken", "conservative")]
+
