@@ -1,4 +1,9 @@
-"""The end-of-run summary, read back from the ledger's views (so it shows what the ledger proves)."""
+"""The end-of-run summary, read back from the ledger's views (so it shows what the ledger proves).
+
+What a freqtrade user reads first (per-pair and exit-reason tables, Sharpe and Sortino, profit
+factor, average trade duration, buy and hold over the same period) comes from the report's
+`ledger.report.metrics`, so the terminal and the HTML report give the same figures.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ledger.cli import connect_sweep
+from ledger.cli import connect_sweep, json_value
+from ledger.report.metrics import format_trading_metrics, run_metrics
 
 _FREQUENT = "exploring"  # clock- and draw-driven visits: counted above, too many to list one by one
 
@@ -37,6 +43,7 @@ def summarize(ledger_path: Path) -> dict[str, Any]:
         issues = _rows(con, "SELECT kind, count(*) AS n FROM data_issues GROUP BY kind ORDER BY kind")
     finally:
         con.close()
+    metrics = json_value(run_metrics(ledger_path)) if summary else None  # one run is one agent
     out: dict[str, Any] = {"ledger": str(ledger_path), "agents": {},
                            "data_issues": {i["kind"]: int(i["n"]) for i in issues}}
     for row in summary:
@@ -48,12 +55,15 @@ def summarize(ledger_path: Path) -> dict[str, Any]:
             "time_in_state": {s["state"]: int(s["bars"]) for s in states if s["agent"] == agent},
             "transitions": [
                 {**t, "ts": _iso(t["ts"])} for t in transitions if t["agent"] == agent],
+            "metrics": metrics,
         }
     return out
 
 
 def _plain(v: Any) -> Any:
-    return float(v) if hasattr(v, "__float__") and not isinstance(v, bool | int) else v
+    if isinstance(v, datetime):  # the views' UTC timestamps
+        return v.strftime("%Y-%m-%d %H:%M")
+    return json_value(float(v) if hasattr(v, "__float__") and not isinstance(v, bool | int) else v)
 
 
 def _pct(v: Any) -> str:
@@ -70,7 +80,13 @@ def render(summary: dict[str, Any], run_dir: Path, max_transitions: int = 25) ->
         lines += [
             f"== {agent} ==",
             f"  trades {a.get('trades', 0)}   win rate {_pct(a.get('win_rate'))}   "
-            f"return {_pct(a.get('return'))}   max drawdown {_pct(a.get('max_drawdown'))}",
+            f"max drawdown {_pct(a.get('max_drawdown'))}" + _when(a.get("max_drawdown_ts")),
+        ]
+        if a.get("metrics"):
+            lines.append(format_trading_metrics(a["metrics"]))
+        else:
+            lines.append(f"  return {_pct(a.get('return'))}")
+        lines += [
             f"  net pnl {_num(a.get('net_pnl'))}   fees {_num(a.get('fees'))}   funding paid "
             f"{_num(a['funding_paid'])}   received {_num(a['funding_received'])}",
             "  time in state (bars): " + ", ".join(f"{s} {n}" for s, n in a["time_in_state"].items()),
@@ -92,6 +108,10 @@ def render(summary: dict[str, Any], run_dir: Path, max_transitions: int = 25) ->
     return "\n".join(lines)
 
 
+def _when(ts: str | None) -> str:
+    return f" (at {ts})" if ts else ""
+
+
 def _data_issues_line(issues: dict[str, int], run_dir: Path) -> str:
     """Gaps and duplicates the loader skipped (market.on_gap=skip), counted by kind, and where to read them."""
     if not issues:
@@ -103,5 +123,5 @@ def _data_issues_line(issues: dict[str, int], run_dir: Path) -> str:
 
 def write_summary(summary: dict[str, Any], run_dir: Path) -> Path:
     path = run_dir / "summary.json"
-    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    path.write_text(json.dumps(json_value(summary), indent=2, default=str, allow_nan=False) + "\n")
     return path
