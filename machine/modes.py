@@ -207,6 +207,10 @@ class LiveMode(PaperMode):
         exchange = LiveExchange(self.account(cfg), market, run_id=_run_id(self._run_dir), settings=settings)
         replies, last_ts = self._journal
         if last_ts is not None:
+            if not replies:  # every live bar journals its answer: without them the agent's past is unknown
+                raise ConfigError(f"run folder {self._run_dir} holds a live run whose ledger has no exchange journal "
+                                  "(table exchange_replies), so it cannot be resumed exactly; start a new run in a "
+                                  "new hydra.run.dir (its positions are found on Binance and adopted)")
             exchange.resume(replies, last_ts)
         return exchange
 

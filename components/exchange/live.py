@@ -15,11 +15,8 @@
 * Rules first (``rules.py``): an order that cannot meet the exchange's filters or brackets is not
   sent and becomes a recorded rejection with the reason. Isolated margin and the agent's leverage are
   set per symbol before its first entry.
-* Protection lives on Binance: USDT-M reduce-only STOP_MARKET / TAKE_PROFIT_MARKET (trigger on the last
-  price unless ``working_type=MARK_PRICE``), replaced when the agent trails them (the new one is placed
-  before the old one is cancelled); spot a STOP_LOSS_LIMIT sell (Binance locks what it sells, so there is
-  one order per position: its take profit is watched at each bar close and sold at market). A process
-  that dies leaves every position protected; fills of these orders are booked like any other exit.
+* Protection lives on Binance (``protection.py``): USDT-M reduce-only STOP_MARKET / TAKE_PROFIT_MARKET,
+  spot a STOP_LOSS_LIMIT sell, whose take profit is watched here at each bar close and sold at market.
 * Faults: an authentication error halts (``BarEvents.halt``) and no order is sent until the keys work
   again; other errors are recorded (``BarEvents.errors``) and the same checks run at the next bar.
   The loop never dies on an exchange reply.
@@ -35,33 +32,28 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from components.exchange.account import WOULD_TRIGGER, BinanceAccount, OrderState, binance_code, binance_message
+from components.exchange.account import BinanceAccount, OrderState
 from components.exchange.book import LiveBook
-from components.exchange.client_ids import client_order_id, parse_protection, protection_id
+from components.exchange.client_ids import client_order_id
+from components.exchange.journal import events_from, events_json, order_from, order_json
+from components.exchange.protection import FINAL_STATUS, Protection
 from components.exchange.reconcile import Reconciler
 from components.exchange.rules import ExchangeRules
 from core.errors import (
     AuthenticationFailed,
     ConfigError,
     ExchangeError,
-    ExchangeRejected,
     ExchangeUnavailable,
 )
 from core.market import MarketData
 from core.records import (
     BarEvents,
-    ClosedTrade,
     EntryOrder,
     ExitOrder,
     ExitReason,
-    Fill,
-    FundingPayment,
     OrderUpdate,
     Position,
 )
-
-GUARD_KINDS = ("stop_loss", "take_profit")
-_FINAL_STATUS = {"closed": "filled", "canceled": "canceled", "expired": "expired", "rejected": "rejected"}
 
 
 @dataclass(frozen=True)
@@ -97,17 +89,6 @@ class Working:
 
 
 @dataclass
-class Guard:
-    """A protective order on the exchange, guarding trade ``trade_id``."""
-
-    trade_id: str
-    client_id: str
-    price: float
-    qty: float
-    filled: float = 0.0
-
-
-@dataclass
 class _Journal:
     replies: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
     last_ts: int | None = None  # the last bar close the ledger holds: bars up to it are answered from replies
@@ -134,10 +115,11 @@ class LiveExchange:
         self.reconciler = Reconciler(account, self.book, run_id, tuple(symbols), self.settings.balance_tolerance)
         self._outbox: list[EntryOrder | ExitOrder] = []
         self._working: dict[str, Working] = {}
-        self._guards: dict[str, dict[str, Guard]] = {}
-        self._versions: dict[str, int] = {}  # trade id -> protective orders placed so far
         self._leverage: dict[str, int] = {}  # symbols set to isolated margin, at this leverage
-        self._dirty: set[str] = set()  # symbols whose protection must be placed or moved at the next dispatch
+        self.protection = Protection(account, self.rules, self.book, self.reconciler, run_id=run_id,
+                                     working_type=self.settings.working_type,
+                                     stop_limit_gap=self.settings.spot_stop_limit_gap, now=lambda: self._now,
+                                     close_at_market=self._send)
         self._income_since = account.client.server_time()  # funding settled from then on is the agent's
         self._funding_booked: list[list[Any]] = []  # (symbol, ts) booked at ``_income_since``
         self._since_reconcile = 0
@@ -184,7 +166,7 @@ class LiveExchange:
             pos.stop_price = self.rules.price(symbol, stop_price)
         if take_profit_price is not None:
             pos.take_profit_price = self.rules.price(symbol, take_profit_price)
-        self._dirty.add(symbol)
+        self.protection.dirty.add(symbol)
 
     def extend(self, market: MarketData) -> None:
         self.market = market
@@ -234,9 +216,9 @@ class LiveExchange:
                              "API keys (live trading is halted)", events, sent=False)
                 continue
             self._guarded(events, lambda ev, o=order: self._send(o, ev))
-        for symbol in sorted(self._dirty):
+        for symbol in sorted(self.protection.dirty):
             if self._auth_failure is None:
-                self._guarded(events, lambda ev, s=symbol: self._protect(s, ev))
+                self._guarded(events, lambda ev, s=symbol: self.protection.protect(s, ev))
         if outbox or events:
             self._write_journal(events, "dispatch")
         return events
@@ -256,7 +238,7 @@ class LiveExchange:
         if reply is None:
             return BarEvents()
         self._restore(reply["state"])
-        return _events(reply["events"])
+        return events_from(reply["events"])
 
     def _replayed_dispatch(self, outbox: list[EntryOrder | ExitOrder]) -> BarEvents:
         bar_ts = self._ts[self._bar]
@@ -275,8 +257,8 @@ class LiveExchange:
         client_id = client_order_id(self.run_id, order.order_id)
         if isinstance(order, EntryOrder) and not late_ok and self._bar < len(self._ts) - 1:
             later = len(self._ts) - 1 - self._bar
-            self._refuse(order, client_id, f"not sent: decided on a bar {later} bar(s) older than the last one "
-                         "known (catching up after a restart); its moment has passed", events, sent=False)
+            self._refuse(order, client_id, f"not sent: decided on a bar {later} bar(s) behind the last one known "
+                         "(catching up on missed bars); its moment has passed", events, sent=False)
             return
         try:
             if isinstance(order, ExitOrder):
@@ -287,11 +269,17 @@ class LiveExchange:
             self._refuse(order, client_id, "not sent: Binance refused the API keys", events, sent=False)
             raise
         except ExchangeUnavailable as exc:
-            working = self._working_for(order, "unknown")
-            self._working[client_id] = working
-            self._update(events, working, "unknown", f"no answer ({exc}); asked again at the next bar")
+            self._unknown(order, client_id, f"no answer ({exc}); asked again at the next bar", events)
         except ExchangeError as exc:
             self._refuse(order, client_id, str(exc), events, sent=True)
+        except Exception as exc:  # noqa: BLE001 - a reply it cannot read: whether the order stands is asked next bar
+            self._unknown(order, client_id, f"unreadable answer ({type(exc).__name__}: {exc}); asked again at the "
+                          "next bar", events)
+
+    def _unknown(self, order: EntryOrder | ExitOrder, client_id: str, why: str, events: BarEvents) -> None:
+        working = self._working_for(order, "unknown")
+        self._working[client_id] = working
+        self._update(events, working, "unknown", why)
 
     def _working_for(self, order: EntryOrder | ExitOrder, status: str) -> Working:
         pos = self.book.positions.get(order.symbol)
@@ -340,8 +328,8 @@ class LiveExchange:
             self._refuse(order, client_id, f"the {symbol} position is below one lot", events, sent=False)
             return
         if not self._futures:  # spot: what the stop-limit locks cannot be sold until it is cancelled
-            self._retire_guards(symbol, events)
-            self._dirty.add(symbol)
+            self.protection.retire(symbol, events)
+            self.protection.dirty.add(symbol)
         working = self._working_for(order, "sent")
         working.qty = qty
         state = self.account.place_market(symbol, -pos.side, qty, client_id, reduce_only=True)
@@ -357,10 +345,17 @@ class LiveExchange:
         self._leverage[symbol] = leverage
 
     def _track(self, working: Working, state: OrderState, events: BarEvents) -> None:
+        """The order stands on Binance: book what it filled; anything that goes wrong from here is asked again."""
         self._update(events, working, "sent", "", state)
-        self._apply(working, state, events)
-        if not state.final:
-            self._working[working.client_id] = working
+        self._working[working.client_id] = working
+        try:
+            self._apply(working, state, events)
+        except Exception as exc:  # noqa: BLE001 - it was sent: the next bar looks it up by its client id
+            working.status = "unknown"
+            events.errors.append(f"{working.client_id}: {type(exc).__name__}: {exc}; asked again at the next bar")
+            return
+        if state.final:
+            del self._working[working.client_id]
 
     def _refuse(self, order: EntryOrder | ExitOrder, client_id: str, why: str, events: BarEvents, *,
                 sent: bool) -> None:
@@ -395,7 +390,7 @@ class LiveExchange:
         """Book what Binance filled of ``working`` beyond what is booked, and record how it stands."""
         if working.status == "unknown":
             working.status = "sent"
-            self._update(events, working, "found", "found on Binance by its client id after a restart", state)
+            self._update(events, working, "found", "found on Binance by its client id (its answer had not been recorded)", state)
         working.exchange_id = state.exchange_id or working.exchange_id
         grew = False
         if state.filled > working.filled + 1e-12 and working.exchange_id is not None:
@@ -409,7 +404,7 @@ class LiveExchange:
                 self._book(working, qty, price, fee, fee_in_base, done.ts, events)
                 grew = True
         if state.final:
-            self._update(events, working, _FINAL_STATUS.get(state.status, state.status), "", state)
+            self._update(events, working, FINAL_STATUS.get(state.status, state.status), "", state)
             if working.filled == 0:
                 events.rejected.append((working.order.order_id, f"{state.status} on Binance without a fill"))
         elif grew:
@@ -422,133 +417,16 @@ class LiveExchange:
             stop = None if order.stop_price is None else self.rules.price(symbol, order.stop_price)
             target = None if order.take_profit_price is None else self.rules.price(symbol, order.take_profit_price)
             self.book.open(order, working.leverage, qty, price, fee, fee_in_base, ts, stop, target, events)
-            self._dirty.add(symbol)
+            self.protection.dirty.add(symbol)
             return
         pos = self.book.positions.get(symbol)
         if pos is None:
             events.errors.append(f"{order.order_id} filled {qty:g} {symbol} but the agent holds no position")
             return
         if self.book.close(pos, qty, price, fee, ts, order.order_id, order.reason, events):
-            self._retire_guards(symbol, events)
+            self.protection.retire(symbol, events)
         else:
-            self._dirty.add(symbol)
-
-    # -- protection ------------------------------------------------------------------------------------
-    def _protect(self, symbol: str, events: BarEvents) -> None:
-        """Place or move the position's stop (and target) to where the book says they are."""
-        pos = self.book.positions.get(symbol)
-        if pos is None:
-            self._retire_guards(symbol, events)
-            self._dirty.discard(symbol)
-            return
-        qty = self.rules.qty(symbol, pos.qty)
-        guards = self._guards.setdefault(symbol, {})
-        for kind, level in (("stop_loss", pos.stop_price), ("take_profit", pos.take_profit_price)):
-            if kind == "take_profit" and not self._futures:
-                continue  # spot: one order can lock the asset; the target is watched at bar closes
-            current = guards.get(kind)
-            if level is None or qty == 0.0:
-                if current is not None:
-                    self._cancel_guard(symbol, kind, events)
-                continue
-            if current is not None and current.price == level and math.isclose(current.qty, qty):
-                continue
-            if current is not None and not self._futures:
-                self._cancel_guard(symbol, kind, events)
-            if not self._place_guard(pos, kind, level, qty, events):
-                return  # closed at market instead: the level was already passed
-            if current is not None and self._futures:  # the new one stands before the old one goes
-                self._cancel(symbol, current, kind, events)
-        self._dirty.discard(symbol)
-
-    def _place_guard(self, pos: Position, kind: str, level: float, qty: float, events: BarEvents) -> bool:
-        symbol = pos.symbol
-        version = self._versions.get(pos.trade_id, 0) + 1
-        self._versions[pos.trade_id] = version
-        client_id = protection_id(self.run_id, pos.trade_id, kind, version)
-        gap = self.settings.spot_stop_limit_gap
-        limit = None if self._futures else self.rules.price(symbol, level * (1 - pos.side * gap))
-        guard = Guard(pos.trade_id, client_id, level, qty)
-        try:
-            state = self.account.place_protection(symbol, -pos.side, qty, level, client_id, kind,
-                                                  working_type=self.settings.working_type, limit=limit)
-            if state.final:  # the id was taken by an order no longer standing (a crash): the next version
-                return self._place_guard(pos, kind, level, qty, events)
-        except ExchangeRejected as exc:
-            if binance_code(exc) == WOULD_TRIGGER or "trigger immediately" in binance_message(exc):
-                self._send(ExitOrder(f"{pos.trade_id}:{kind}", symbol, ExitReason(kind)), events)
-                return False
-            raise
-        except ExchangeUnavailable as exc:  # its fate is checked at the next bar, by its client id
-            self._guards[symbol][kind] = guard
-            self._guard_update(events, symbol, kind, guard, -pos.side, "unknown", f"no answer ({exc})")
-            return True
-        self._guards[symbol][kind] = guard
-        self._guard_update(events, symbol, kind, guard, -pos.side, "sent", "", state.exchange_id)
-        return True
-
-    def _cancel_guard(self, symbol: str, kind: str, events: BarEvents) -> None:
-        guard = self._guards.get(symbol, {}).pop(kind, None)
-        if guard is not None:
-            self._cancel(symbol, guard, kind, events)
-
-    def _cancel(self, symbol: str, guard: Guard, kind: str, events: BarEvents) -> None:
-        """Cancel a protective order; one Binance no longer holds open is left to reconciliation."""
-        try:
-            cancelled = self.account.cancel(symbol, guard.client_id, conditional=self._futures)
-        except ExchangeUnavailable as exc:
-            events.errors.append(f"cancelling {guard.client_id}: {exc}; reconciliation cancels it later")
-            return
-        self._guard_update(events, symbol, kind, guard, 0, "canceled" if cancelled else "expired", "")
-
-    def _retire_guards(self, symbol: str, events: BarEvents) -> None:
-        for kind in list(self._guards.get(symbol, {})):
-            self._cancel_guard(symbol, kind, events)
-        self._guards.pop(symbol, None)
-
-    def _poll_guards(self, events: BarEvents) -> None:
-        """Stops and targets that triggered are exits; ones that vanished are placed again."""
-        watched = sorted(s for s, g in self._guards.items() if g)
-        if not watched:
-            return
-        standing = {o.client_id: o for o in self.account.open_orders(watched)}
-        for symbol in watched:
-            for kind, guard in list(self._guards[symbol].items()):
-                state = standing.get(guard.client_id)
-                if state is None:
-                    state = self.account.order(symbol, guard.client_id, conditional=self._futures)
-                if state.status == "open" and state.filled <= guard.filled + 1e-12:
-                    continue
-                self._guard_result(symbol, kind, guard, state, events)
-
-    def _guard_result(self, symbol: str, kind: str, guard: Guard, state: OrderState, events: BarEvents) -> None:
-        pos = self.book.positions.get(symbol)
-        trade_id = guard.trade_id
-        filled_by = state.triggered_order_id if self._futures else state.exchange_id
-        done = self.account.execution(symbol, filled_by) if filled_by and state.status in ("open", "closed") else None
-        if state.status != "open":
-            self._guards[symbol].pop(kind, None)
-        if done is not None and pos is not None and done.qty > guard.filled + 1e-12:
-            qty, price = done.qty - guard.filled, done.price
-            fee = done.fee * qty / done.qty
-            guard.filled = done.qty
-            self._guard_update(events, symbol, kind, guard, -pos.side,
-                               "filled" if state.status != "open" else "partially_filled", "", filled_by, price)
-            if self.book.close(pos, qty, price, fee, done.ts, f"{trade_id}:{kind}", ExitReason(kind), events):
-                self._retire_guards(symbol, events)
-            else:
-                self._dirty.add(symbol)
-            return
-        if state.status == "open":
-            return
-        self._guard_update(events, symbol, kind, guard, 0, _FINAL_STATUS.get(state.status, "expired"),
-                           "the protective order left Binance without filling")
-        if pos is not None:
-            self._dirty.add(symbol)
-            self.reconciler.report(events, self._now, symbol, "order", {"client_id": guard.client_id,
-                                                                         "price": guard.price, "kind": kind},
-                                    {"status": state.status}, "protected",
-                                    "the position's protective order is gone from Binance; placed again")
+            self.protection.dirty.add(symbol)
 
     def _watch_targets(self, events: BarEvents) -> None:
         """Spot: a target the bar reached is sold at market at the next dispatch."""
@@ -567,7 +445,7 @@ class LiveExchange:
         if self._futures:
             self._collect_funding(events)
         self._poll_working(events)
-        self._poll_guards(events)
+        self.protection.poll(events)
         self._sync_account(events)
         self._since_reconcile += 1
         if not self._started or self._since_reconcile >= self.settings.reconcile_every_bars:
@@ -606,45 +484,24 @@ class LiveExchange:
         lots = {s: self.account.exchange.market(s)["limits"]["amount"]["min"] or 0.0 for s in self.market.symbols}
         balances = self.account.balances()
         if self._futures:
-            self.reconciler.positions(self.account.positions(), self._now, events, lots)
+            theirs = self.account.positions()
+            if any(symbol not in theirs for symbol in self.book.positions):
+                # gone on Binance: an order of the agent's that filled since it last looked explains it first
+                self._poll_working(events)
+                self.protection.poll(events)
+            self.reconciler.positions(theirs, self._now, events, lots)
         else:
             self.reconciler.holdings(balances, self._now, events, lots)
-        for symbol in list(self._guards):
-            pos = self.book.positions.get(symbol)
-            if pos is None:
-                self._retire_guards(symbol, events)
-            elif any(not math.isclose(g.qty, self.rules.qty(symbol, pos.qty)) for g in self._guards[symbol].values()):
-                self._dirty.add(symbol)
+        self.protection.follow(events)
         self.reconciler.balance(balances["USDT"], self._now, events)
 
     def _reconcile_orders(self, events: BarEvents) -> None:
         """Every open order against the agent's view; every position must have its protection on Binance."""
         standing = self.account.open_orders(list(self.market.symbols))
-        self._adopt_guards(standing)
-        known = set(self._working) | {g.client_id for gs in self._guards.values() for g in gs.values()}
-        self.reconciler.orders(standing, known, self._now, events)
-        for symbol, pos in self.book.positions.items():
-            wanted = {"stop_loss": pos.stop_price, "take_profit": pos.take_profit_price if self._futures else None}
-            missing = [k for k, level in wanted.items() if level is not None and k not in self._guards.get(symbol, {})]
-            if missing:
-                self._dirty.add(symbol)
-                self.reconciler.report(events, self._now, symbol, "order", {k: wanted[k] for k in missing}, None,
-                                        "protected", f"no {' or '.join(missing)} order on Binance for {pos.trade_id}")
+        self.protection.adopt(standing)
+        self.reconciler.orders(standing, set(self._working) | self.protection.known(), self._now, events)
+        self.protection.check(events)
         self._since_reconcile = 0
-
-    def _adopt_guards(self, standing: list[OrderState]) -> None:
-        """A protective order of this run that stands for a position the book holds, placed by a process that
-        stopped before recording it, guards that position: it is kept, not cancelled and placed again."""
-        trades = {pos.trade_id: pos for pos in self.book.positions.values()}
-        for order in standing:
-            parsed = parse_protection(self.run_id, order.client_id)
-            if parsed is None or parsed[0] not in trades or order.trigger_price is None:
-                continue
-            trade_id, kind, version = parsed
-            guards = self._guards.setdefault(trades[trade_id].symbol, {})
-            if kind not in guards:
-                guards[kind] = Guard(trade_id, order.client_id, order.trigger_price, order.amount)
-                self._versions[trade_id] = max(self._versions.get(trade_id, 0), version)
 
     # -- faults ----------------------------------------------------------------------------------------
     def _guarded(self, events: BarEvents, step: Any, *, probe: bool = False) -> None:
@@ -673,12 +530,6 @@ class LiveExchange:
             working.qty, working.filled, working.value / working.filled if working.filled else None,
             (state.exchange_id if state is not None else None) or working.exchange_id, reason))
 
-    def _guard_update(self, events: BarEvents, symbol: str, kind: str, guard: Guard, side: int, status: str,
-                      reason: str, exchange_id: str | None = None, price: float | None = None) -> None:
-        events.order_updates.append(OrderUpdate(self._now, guard.trade_id, guard.client_id, symbol, kind, status, side,
-                                                guard.qty, guard.filled, price if price is not None else guard.price,
-                                                exchange_id, reason))
-
     def _require_symbol(self, symbol: str, order_id: str) -> None:
         if symbol not in self._close:
             raise ExchangeError(f"order {order_id}: unknown symbol {symbol!r}; market has {', '.join(self._close)}")
@@ -686,52 +537,24 @@ class LiveExchange:
     # -- the journal -------------------------------------------------------------------------------------
     def _write_journal(self, events: BarEvents, call: str) -> None:
         events.journal = {"bar_ts": self._ts[self._bar], "call": call,
-                          "reply": {"events": _events_json(events), "state": self._state()}}
+                          "reply": {"events": events_json(events), "state": self._state()}}
 
     def _state(self) -> dict[str, Any]:
-        return {"book": self.book.snapshot(),
-                "working": [asdict(w) | {"order": _order_json(w.order)} for w in self._working.values()],
-                "guards": {s: {k: asdict(g) for k, g in gs.items()} for s, gs in self._guards.items()},
-                "versions": dict(self._versions), "leverage": dict(self._leverage), "dirty": sorted(self._dirty),
-                "income_since": self._income_since, "funding_booked": self._funding_booked,
+        return {"book": self.book.snapshot(), "protection": self.protection.snapshot(),
+                "working": [asdict(w) | {"order": order_json(w.order)} for w in self._working.values()],
+                "leverage": dict(self._leverage), "income_since": self._income_since,
+                "funding_booked": self._funding_booked,
                 "since_reconcile": self._since_reconcile,
                 "auth_failure": self._auth_failure, "seen_foreign": sorted(self.reconciler.seen_foreign)}
 
     def _restore(self, state: Mapping[str, Any]) -> None:
         self.book.restore(state["book"])
-        self._working = {w["client_id"]: Working(**(w | {"order": _order_from(w["order"])})) for w in state["working"]}
-        self._guards = {s: {k: Guard(**g) for k, g in gs.items()} for s, gs in state["guards"].items()}
-        self._versions = dict(state["versions"])
+        self.protection.restore(state["protection"])
+        self._working = {w["client_id"]: Working(**(w | {"order": order_from(w["order"])})) for w in state["working"]}
         self._leverage = dict(state["leverage"])
-        self._dirty = set(state["dirty"])
         self._income_since = int(state["income_since"])
         self._funding_booked = [list(b) for b in state["funding_booked"]]
         self._since_reconcile = int(state["since_reconcile"])
         self._auth_failure = state["auth_failure"]
         self.reconciler.seen_foreign = set(state["seen_foreign"])
 
-
-def _order_json(order: EntryOrder | ExitOrder) -> dict[str, Any]:
-    kind = "entry" if isinstance(order, EntryOrder) else "exit"
-    return {"kind": kind, **asdict(order)}
-
-
-def _order_from(data: Mapping[str, Any]) -> EntryOrder | ExitOrder:
-    fields = {k: v for k, v in data.items() if k != "kind"}
-    if data["kind"] == "entry":
-        return EntryOrder(**fields)
-    return ExitOrder(**(fields | {"reason": ExitReason(fields["reason"])}))
-
-
-def _events_json(events: BarEvents) -> dict[str, Any]:
-    """What the agent reads of a reply (fills, closed trades, funding, refusals, a halt), as JSON."""
-    return {"fills": [asdict(f) for f in events.fills], "closed": [asdict(t) for t in events.closed],
-            "funding": [asdict(p) for p in events.funding], "rejected": [list(r) for r in events.rejected],
-            "halt": events.halt}
-
-
-def _events(data: Mapping[str, Any]) -> BarEvents:
-    closed = [ClosedTrade(**(t | {"exit_reason": ExitReason(t["exit_reason"])})) for t in data["closed"]]
-    return BarEvents(fills=[Fill(**f) for f in data["fills"]], closed=closed,
-                     funding=[FundingPayment(**p) for p in data["funding"]],
-                     rejected=[(str(a), str(b)) for a, b in data["rejected"]], halt=data["halt"])

@@ -15,8 +15,11 @@ import duckdb
 import pytest
 
 from components.exchange.client_ids import client_order_id
+from core.errors import ConfigError
+from ledger.writer import Ledger
 from machine.compose import compose_run
 from machine.engine import _run_id, run_replay
+from machine.modes import LiveConfig, LiveMode
 from tests.live.conftest import HOUR, T0, lockstep, rows
 from tests.support.binance import FakeBinance, FakeClock
 from tests.support.binance.account_routes import Venue
@@ -48,7 +51,7 @@ def test_a_live_stretch_of_the_futures_agent_agrees_with_the_exchanges_own_recor
     monkeypatch.setenv("BINANCE_API_KEY", KEY)
     monkeypatch.setenv("BINANCE_API_SECRET", SECRET)
     run_dir = tmp_path / "live"
-    run_replay(compose_run(*overrides(server)), run_dir, stop_after_bars=100)
+    run_replay(compose_run(*overrides(server)), run_dir, stop_after_bars=70)
     account, run_id = venue.futures, _run_id(run_dir)
 
     ours = sorted((round(q, 9), round(p, 9), round(f, 9), s.upper())
@@ -116,7 +119,7 @@ def test_an_api_key_and_secret_never_appear_in_any_output_file_ledger_or_saved_c
     proc = cli(*overrides(server, f"hydra.run.dir={run_dir}"), env={"BINANCE_API_KEY": KEY,
                                                                    "BINANCE_API_SECRET": SECRET})
     deadline = time.monotonic() + 120
-    while committed_bars(run_dir) < 12:
+    while committed_bars(run_dir) < 6:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -133,3 +136,19 @@ def test_an_api_key_and_secret_never_appear_in_any_output_file_ledger_or_saved_c
     (config,) = rows(run_dir, "SELECT json_extract_string(config, '$.exchange.api_key') FROM runs")[0]
     assert config == "**********"
     assert "${oc.env:BINANCE_API_KEY,null}" in (run_dir / ".hydra" / "config.yaml").read_text()
+
+
+def test_a_live_run_folder_without_an_exchange_journal_is_not_resumed_blind(keyed, tmp_path, monkeypatch):
+    server, _ = keyed
+    monkeypatch.setenv("BINANCE_API_KEY", KEY)
+    monkeypatch.setenv("BINANCE_API_SECRET", SECRET)
+    cfg = compose_run(*overrides(server))
+    run_dir = tmp_path / "live"
+    run_dir.mkdir()
+    with Ledger.open(run_dir / "ledger.duckdb", "r1") as ledger:  # bars committed, answers never journalled
+        ledger.append("equity", {"ts": T0 + HOUR // 2, "agent": "futures", "equity": 10_000.0})
+    mode = LiveMode(LiveConfig(confirm=True))
+    market = mode.feed(cfg, run_dir, 3).history()
+    with pytest.raises(ConfigError, match="no exchange journal .* cannot be resumed exactly"):
+        mode.exchange(cfg, market)
+    mode.close()

@@ -9,7 +9,7 @@ import pytest
 
 from components.exchange.client_ids import client_order_id
 from components.exchange.live import LiveSettings
-from core.records import ExitReason
+from core.records import EntryOrder, ExitReason
 from machine.engine import _run_id
 from tests.live.driver import PERP, entry, exit_order
 
@@ -229,3 +229,27 @@ def test_close_all_sends_a_market_exit_for_every_position(drive, loopback):
     events = driver.exchange.close_all(driver.i - 1, ExitReason.OPERATOR)
     assert [t.exit_reason for t in events.closed] == [ExitReason.OPERATOR]
     assert loopback.venue.futures.positions == {} and not math.isnan(events.closed[0].pnl)
+
+
+def test_an_entry_decided_on_a_bar_older_than_the_last_one_known_is_not_sent(drive, loopback):
+    driver = drive()
+    driver.run(1)
+    loopback.server.clock.advance(3 * 3_600_000)  # the process fell behind: three bars closed meanwhile
+    driver.step(lambda d, i: [entry(d)])  # decided on the oldest of them, while catching up
+    assert loopback.venue.futures.orders == {}
+    (why,) = driver.rows("SELECT reason FROM adjustments WHERE kind = 'order_rejected'")[0]
+    assert why.startswith("not sent: decided on a bar 2 bar(s) behind the last one known (catching up")
+    driver.run(5, lambda d, i: [entry(d)] if i == d.market.trade_from + 4 else [])  # caught up: it goes
+    assert len(loopback.venue.futures.orders) == 1
+
+
+def test_a_spot_entry_spending_a_share_of_the_cash_buys_that_much_and_holds_what_the_fee_leaves(drive, loopback):
+    driver = drive(kind="spot", symbols=("BTC/USDT",))
+    all_in = EntryOrder("futures-000001", "BTC/USDT", 1, math.nan, 1.0, None, None, "normal", "conservative",
+                        "all in", 0.0, cash_fraction=0.25)
+    driver.run(2, lambda d, i: [all_in] if i == d.market.trade_from + 1 else [])
+    (order,) = loopback.venue.spot.orders.values()
+    assert order.quote == pytest.approx(2_500.0, abs=0.3)  # a quarter of the cash, to the lot
+    pos = driver.exchange.positions["BTC/USDT"]
+    assert pos.qty == pytest.approx(order.executed * 0.999) == pytest.approx(loopback.venue.spot.total("BTC"))
+    assert driver.exchange.cash == pytest.approx(loopback.venue.spot.free["USDT"])
