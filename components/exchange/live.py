@@ -512,11 +512,10 @@ class LiveExchange:
                 self.account.check_keys()
                 self._auth_failure = None
             step(events)
-        except AuthenticationFailed as exc:
-            if self._auth_failure is None:
-                events.halt = (f"Binance refused the API keys ({exc}). Live trading is halted and no order is "
-                               "sent; open positions keep their protective orders on Binance. Fix the keys "
-                               "(BINANCE_API_KEY, BINANCE_API_SECRET), then: ratchet-control RUN_DIR resume")
+        except AuthenticationFailed as exc:  # said at every bar until the keys work: a resume does not hide it
+            events.halt = (f"Binance refused the API keys ({exc}). Live trading is halted and no order is "
+                           "sent; open positions keep their protective orders on Binance. Fix the keys "
+                           "(BINANCE_API_KEY, BINANCE_API_SECRET), then: ratchet-control RUN_DIR resume")
             self._auth_failure = str(exc)
         except Exception as exc:  # noqa: BLE001 - an unusable reply is recorded and asked again next bar
             events.errors.append(f"{type(exc).__name__}: {exc}")
