@@ -1,6 +1,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# the Ray launcher extra (~420 MB): only the tests need it, so `make run` does not install it
+SCALE := $(VENV)/.installed-scale
 
 CHROMIUM := /usr/bin/chromium
 
@@ -11,6 +13,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+$(SCALE): $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,scale]'
+	touch $(SCALE)
 
 install: $(STAMP)
 
@@ -25,8 +31,8 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; \
 	  else echo "chromium is missing: sudo apt-get install -y chromium (the browser tests need it)" >&2; fi; }
 
-## Runs the whole test suite offline.
-test: $(STAMP) chromium
+## Runs the whole test suite offline (with the Ray extra: a local Ray instance runs a sweep).
+test: $(STAMP) $(SCALE) chromium
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 bench: $(STAMP)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from components.sizing import size_position
-from core.component import NEVER, Component, Decision
+from core.component import NEVER, Component, Decision, build_component
 from core.errors import ComponentError, ConfigError, ExchangeError
 from core.facts import AgentFacts
 from core.market import MarketData
@@ -184,6 +184,24 @@ class Agent:
             self.facts.resume_requested = True
         self.recorder.adjustment(now, "operator_command", None, command, command.get("reason", ""),
                                  {"state": self.state})
+
+    # --- parameter sets (machine/optimise) -------------------------------------------------------
+    def schedule(self, job: Component) -> None:
+        """A job on the agent's clock beside its components' (the parameter optimiser): its ``on_clock``
+        runs on every stepped bar after theirs, and its ``next_clock`` bounds the quiet stretches."""
+        self._scheduled.append(job)
+
+    def replace_components(self, declarations: dict[str, dict[str, Any]]) -> None:
+        """Rebuild these components from their declarations, at a bar boundary (a parameter promotion
+        or rollback); every component is prepared again on the market so far, the others keep what
+        they learned. Only parameters change: a component keeps its class, so its place too."""
+        for name, decl in declarations.items():
+            old, new = self.components[name], build_component(name, decl, f"agent.components.{name}")
+            self.components[name] = new
+            for group in (*self._pipelines.values(), self._scheduled, self._learners):
+                group[:] = [new if c is old else c for c in group]
+        self._prepare_components()
+        self._moved = True
 
     # --- internals --------------------------------------------------------------------------
     def record_events(self, events: BarEvents) -> None:

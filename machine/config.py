@@ -13,6 +13,7 @@ from components.market.catalog import symbol_to_pair
 from components.notify import NotifyConfig
 from core.errors import ConfigError, DataError
 from core.validation import InvalidKey, format_validation_error
+from machine.optimise.space import OptimiseField
 from machine.soundness import check_machine
 from machine.spec import MachineSpec
 
@@ -80,6 +81,7 @@ class AgentConfig(_Frozen):
     margin_per_position: float = Field(default=1.0, gt=0.0, le=1.0)  # isolated margin budget / equity
     machine: MachineSpec
     components: dict[str, dict[str, Any]]
+    optimise: OptimiseField = None  # the weekly parameter optimiser (machine/optimise); None: off
 
     @model_validator(mode="after")
     def _machine_can_trade(self) -> AgentConfig:

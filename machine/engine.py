@@ -29,6 +29,7 @@ from machine.agent import Agent
 from machine.config import RunConfig
 from machine.modes import Mode, build_mode
 from machine.notices import Notices
+from machine.optimise import job as optimise
 from machine.recorder import Recorder
 from machine.run_folder import LEDGER_FILE, claim
 
@@ -128,6 +129,7 @@ def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | N
         learning = mode.learning()
         agent = Agent(cfg.agent, components, market, exchange, recorder, artifacts_dir=run_dir, seed=cfg.seed,
                       learning=learning)
+        optimise.attach(cfg, run_dir, agent)  # the weekly parameter optimiser, when the agent declares one
         if claimed.fresh:
             _record_start(recorder, cfg, mode, market, config, fingerprint)
         if mode.commit_every_bar and recorder.commit():
