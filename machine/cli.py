@@ -18,6 +18,7 @@ from ledger.views import VIEW_NAMES
 from machine.builder import mermaid
 from machine.cli_errors import cli_entry, hydra_task, resolve_config
 from machine.config import load_agent_config, load_run_config
+from machine.progress import StepProgress
 from machine.stopping import StopRequest
 
 CONFIG_PATH = "pkg://conf"
@@ -116,9 +117,9 @@ def _run(cfg: DictConfig) -> None:
     data = _plain(cfg)
     run_cfg = load_run_config(data)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    with StopRequest() as stop:
+    with StopRequest() as stop, StepProgress(f"replay {run_cfg.agent.name}") as progress:
         result = run_replay(run_cfg, run_dir, config_dump=without_secrets(data), stopping=stop.requested,
-                            on_claimed=lambda: _save_hydra_config(cfg, run_dir))
+                            on_claimed=lambda: _save_hydra_config(cfg, run_dir), progress=progress)
     summary = summarize(result.ledger_path)
     summary["bars"] = result.bars
     summary["seconds"] = round(result.seconds, 2)

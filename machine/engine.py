@@ -99,13 +99,15 @@ def build_agent(cfg: RunConfig, market: MarketData, exchange: Exchange, recorder
 def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | None = None,
                market: MarketData | None = None, stop_after_bars: int | None = None,
                stopping: Callable[[], bool] = lambda: False,
-               on_claimed: Callable[[], None] | None = None) -> RunResult:
+               on_claimed: Callable[[], None] | None = None,
+               progress: Callable[[int, int], None] | None = None) -> RunResult:
     """Run the agent over its mode's feed, writing the ledger in ``run_dir``.
 
     ``market`` replaces the mode's feed with fixed bars. ``stop_after_bars`` ends the loop after
     that many trading bars without finishing (a crash, for tests); ``stopping`` is polled after
     each bar (a signal asked to stop: finish the bar, commit, return). ``on_claimed`` runs once
     the folder is claimed, before the first bar (the CLI saves the Hydra config then).
+    ``progress(done, total)`` hears of the replay's bars as they pass (a terminal progress bar).
     """
     started = time.perf_counter()
     mode = build_mode(cfg.mode)
@@ -137,7 +139,7 @@ def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | N
         loop = _Loop(cfg, mode, feed, agent, exchange, recorder, ledger, run_dir, market, claimed.last_ts)
         try:
             if not loop.complete:
-                loop.run(stop_after_bars, stopping)
+                loop.run(stop_after_bars, stopping, progress)
         finally:
             learning.close()
             mode.close()
@@ -175,7 +177,8 @@ class _Loop:
             recorder.muted = True
         self.complete = not feed.live and self.resume_at == len(market)
 
-    def run(self, stop_after_bars: int | None, stopping: Callable[[], bool]) -> None:
+    def run(self, stop_after_bars: int | None, stopping: Callable[[], bool],
+            progress: Callable[[int, int], None] | None = None) -> None:
         i = self.market.trade_from
         limit = None if stop_after_bars is None else i + stop_after_bars
         while True:
@@ -187,6 +190,8 @@ class _Loop:
                 else:
                     self._step(i)
                     i += 1
+                if progress is not None and not self.feed.live:
+                    progress(i - self.market.trade_from, len(self.market) - self.market.trade_from)
                 if (limit is not None and i >= limit) or stopping():
                     self.stopped = limit is None
                     return

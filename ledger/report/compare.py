@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-import yaml
 
-from core.errors import LedgerError
+from ledger.overrides import hydra_overrides, swept, told
 from ledger.report import charts, data, fmt, markup
 from ledger.report.downsample import decimate
 from ledger.report.metrics import trading_metrics
@@ -38,22 +37,6 @@ class RunResult:
     metrics: dict[str, Any]
     max_drawdown: float | None
     curve: dict[str, np.ndarray]
-
-
-def hydra_overrides(run_dir: Path) -> list[str] | None:
-    """The command-line overrides Hydra saved for a run (`.hydra/overrides.yaml`), if any."""
-    path = run_dir / ".hydra" / "overrides.yaml"
-    if not path.is_file():
-        return None
-    try:
-        loaded = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise LedgerError(f"{path} is not YAML: {str(exc).splitlines()[0]}") from exc
-    if loaded is None:
-        return []
-    if not isinstance(loaded, list):
-        raise LedgerError(f"{path} should hold a list of overrides, not {type(loaded).__name__}")
-    return [str(item) for item in loaded]
 
 
 def read_result(run_dir: Path) -> RunResult:
@@ -85,12 +68,12 @@ def _override_columns(results: Sequence[RunResult]) -> tuple[list[str], list[lis
     """Columns saying what each run was told: the override keys whose values differ between runs
     (those all runs share are named in the note), or else the differing config keys."""
     if results and all(r.overrides is not None for r in results):
-        told = [dict(o.split("=", 1) if "=" in o else (o, "") for o in r.overrides or []) for r in results]
-        keys = list(dict.fromkeys(k for t in told for k in t))
-        varied = [k for k in keys if len({t.get(k) for t in told}) > 1] if len(results) > 1 else keys
-        shared = [f"{k}={told[0][k]}" for k in keys if k not in varied]
+        runs = [told(r.overrides or []) for r in results]
+        keys = list(dict.fromkeys(k for t in runs for k in t))
+        varied = [s.key for s in swept(runs)] if len(results) > 1 else keys
+        shared = [f"{k}={runs[0][k]}" for k in keys if k not in varied]
         note = "the Hydra overrides that differ between runs" + (f"; all runs: {' '.join(shared)}" if shared else "")
-        return varied, [[t.get(k, "-") for k in varied] for t in told], note
+        return varied, [[t.get(k, "-") for k in varied] for t in runs], note
     keys = config_differences([r.config for r in results])
     hidden = len(keys) - MAX_DIFF_KEYS
     shown = keys[:MAX_DIFF_KEYS]

@@ -26,7 +26,7 @@ _GROUPED = """
 WITH start AS (SELECT arg_min(equity, ts) AS equity FROM equity)
 SELECT {key}, count(*) AS trades,
     avg(pnl / nullif(abs(entry_price * qty) / coalesce(nullif(leverage, 0), 1), 0)) AS avg_profit,
-    sum(pnl) AS total_profit, sum(pnl) / nullif(any_value(start.equity), 0) AS total_profit_pct,
+    sum(pnl) AS total_profit, sum(pnl) / nullif(any_value(start.equity), 0) AS total_profit_share,
     avg(exit_ts - entry_ts) AS avg_duration_ms,
     count(*) FILTER (WHERE pnl > 0) AS wins, count(*) FILTER (WHERE pnl <= 0) AS losses,
     count(*) FILTER (WHERE pnl > 0) / count(*) AS win_rate
@@ -107,7 +107,7 @@ GROUPED_COLUMNS = ("trades", "avg profit", "total profit", "total profit %", "av
 def grouped_cells(row: dict[str, Any]) -> list[str]:
     """A per-pair or per-exit-reason row as the page and the terminal show it."""
     return [str(row["trades"]), fmt.pct(row["avg_profit"]), fmt.num(row["total_profit"]),
-            fmt.pct(row["total_profit_pct"]), fmt.duration(row["avg_duration_ms"]), str(row["wins"]),
+            fmt.pct(row["total_profit_share"]), fmt.duration(row["avg_duration_ms"]), str(row["wins"]),
             str(row["losses"]), fmt.pct(row["win_rate"])]
 
 

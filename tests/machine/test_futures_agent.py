@@ -50,9 +50,9 @@ def test_leverage_never_exceeds_5x_and_clips_are_recorded(ledger_2022):
 
 def test_breakers_trip_flatten_cool_down_and_resume_at_base_risk(ledger_2022):
     trips = ledger_2022.execute(
-        "SELECT ts, trigger, evidence FROM breaker WHERE dest = 'circuit_broken' ORDER BY ts").fetchall()
+        "SELECT epoch_ms(ts), trigger, evidence FROM breaker WHERE dest = 'circuit_broken' ORDER BY ts").fetchall()
     resumes = ledger_2022.execute(
-        "SELECT ts, evidence->>'$.\"cooldown_elapsed(48)\".hours_in_state' FROM breaker "
+        "SELECT epoch_ms(ts), evidence->>'$.\"cooldown_elapsed(48)\".hours_in_state' FROM breaker "
         "WHERE source = 'circuit_broken' AND dest = 'conservative' ORDER BY ts").fetchall()
     assert trips and resumes
     trip_ts, resume_ts = trips[0][0], resumes[0][0]

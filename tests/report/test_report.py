@@ -138,7 +138,7 @@ def test_the_regime_lanes_run_from_the_first_mark_to_the_last_and_change_where_t
     with data.open_run(futures_run.run_dir) as (con, _):
         first, last = con.execute("SELECT min(ts), max(ts) FROM equity").fetchone()
         segments = data.regime_segments(con, first, last)
-        rows = con.execute("SELECT ts, from_regime, to_regime FROM regimes ORDER BY ts").fetchall()
+        rows = con.execute("SELECT epoch_ms(ts), from_regime, to_regime FROM regimes ORDER BY ts").fetchall()
     lanes = {}
     for s in segments:
         lanes.setdefault(s.lane, []).append(s)
