@@ -152,3 +152,18 @@ def test_a_live_run_folder_without_an_exchange_journal_is_not_resumed_blind(keye
     with pytest.raises(ConfigError, match="no exchange journal .* cannot be resumed exactly"):
         mode.exchange(cfg, market)
     mode.close()
+
+
+@pytest.mark.parametrize(("market", "host"), [("perp_1h", "https://demo-fapi.binance.com/fapi/v3/account"),
+                                              ("spot_1h", "https://testnet.binance.vision/api/v3/account")])
+def test_testnet_keys_go_to_binances_testnet_or_for_usdt_m_its_demo_trading(market, host, monkeypatch):
+    monkeypatch.setenv("BINANCE_API_KEY", KEY)
+    monkeypatch.setenv("BINANCE_API_SECRET", SECRET)
+    agent = "futures" if market == "perp_1h" else "hybrid"
+    cfg = compose_run(f"agent={agent}", f"market={market}", "mode=live", "mode.confirm=true", "exchange.testnet=true")
+    mode = LiveMode(LiveConfig(confirm=True))
+    exchange = mode.client(cfg).exchange
+    api = "fapiPrivateV3" if market == "perp_1h" else "private"
+    signed = exchange.sign("account", [api], "GET", {})  # built offline: nothing is sent
+    assert signed["url"].startswith(host) and signed["headers"]["X-MBX-APIKEY"] == KEY
+    mode.close()
