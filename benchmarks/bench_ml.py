@@ -1,10 +1,17 @@
-"""One retrain of the four-member ensemble on the default data, then a week out of sample.
+"""One retrain of the four-member ensemble on the default 5m window: seconds, and log-loss out of sample.
 
-    .venv/bin/python benchmarks/bench_ml.py [--now 2024-08-29] [--combiner weighted|stacking]
+    .venv/bin/python benchmarks/bench_ml.py [--dates 2024-03-01,...] [--threads 2] [--label bar|trade]
 
-Trains on the 30 days of BTC/USDT + ETH/USDT 5m bars before --now on 2 threads (seconds per
-member and in all), then scores the following 7 days with one batched pass per member and
-prints each member's and the ensemble's hit rate against a coin flip and the majority class.
+At each date, the hybrid_5m agent's retrainer (30 days of BTC/USDT + ETH/USDT 5m bars, its
+training config) trains once with the training config before issue 11's speed work and once
+with the current one, both on the same samples (``--label``, default ``bar``: every bar a sample,
+the heaviest case), and scores the following 7 days with one batched pass per member. Printed per
+date and config: seconds (members, feature importance, in all) and the ensemble's out-of-sample
+log-loss against always predicting the training base rate; then the mean paired difference in
+log-loss (after - before) with its standard error across dates, and the default label's retrain.
+
+"Before" is the training config of commit 6acb431: window 32, width 32, 6 epochs, batch 256, at
+most 12,000 samples, no early stopping, no feature importance.
 """
 
 from __future__ import annotations
@@ -13,80 +20,108 @@ import argparse
 import os
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from components.market.catalog import BUNDLED_DATA_DIR
-from components.market.loader import load_bars
-from components.ml.ensemble import EnsembleConfig
-from components.ml.features import forward_labels, last_closed_index
-from components.ml.metrics import classification_metrics
+from components.ml.metrics import classification_metrics, log_loss_per_sample
 from components.ml.retrainer import Retrainer, RetrainerConfig
 from components.ml.scoring import score_span_members
-from components.ml.training import TrainingConfig
+from components.ml.trade_labels import ExitSeries
+from components.ml.version import EnsembleVersion
+from core.component import Component
+from core.market import MarketData
+from machine.compose import compose_run
+from machine.engine import build_components, load_run_market
 
-SYMBOLS = {"BTC/USDT": "binance_spot_BTC-USDT_5m.parquet", "ETH/USDT": "binance_spot_ETH-USDT_5m.parquet"}
-WEEK_BARS = 7 * 288
+WEEK_MS = 7 * 86_400_000
+BEFORE = {"window": 32, "width": 32, "epochs": 6, "patience": None, "batch_size": 256, "max_samples": 12_000}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--now", default="2024-08-29", help="UTC date the retrain happens at")
-    parser.add_argument("--combiner", default="weighted", choices=["weighted", "stacking"])
-    parser.add_argument("--fee", type=float, default=0.002, help="label threshold (log return)")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dates", default="2024-03-01,2024-04-15,2024-06-01,2024-07-15,2024-08-29",
+                        help="UTC dates the retrains happen at")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--data", type=Path, default=BUNDLED_DATA_DIR)
+    parser.add_argument("--label", choices=["bar", "trade"], default="bar")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for the composed config")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    bars = {s: load_bars(args.data / f, s, "5m", on_gap="fail")[0] for s, f in SYMBOLS.items()}
-    now_ts = int(datetime.fromisoformat(args.now).replace(tzinfo=UTC).timestamp() * 1000)
-    config = RetrainerConfig(
-        fee=args.fee,
-        ensemble=EnsembleConfig(combiner=args.combiner),
-        training=TrainingConfig(threads=args.threads),
-    )
-    retrainer = Retrainer(config)
-    load_before = os.getloadavg()[0]
+    cfg = compose_run("experiment=hybrid_5m", *args.overrides)
+    market = load_run_market(cfg)
+    series = exit_series(cfg, market)
+    agent = RetrainerConfig(**cfg.agent.components["ml_gate"]["retrainer"])
+    training = agent.training.model_copy(update={"threads": args.threads})
+    label = {"label": "bar", "horizon": 12} if args.label == "bar" else {"label": "trade", "horizon": 144}
+    configs = {
+        "before": agent.model_copy(update={**label, "importance_rows": 0,
+                                           "training": training.model_copy(update=BEFORE)}),
+        "after": agent.model_copy(update={**label, "training": training}),
+    }
+    bars = {s: d.bars for s, d in market.symbols.items()}
+    print(f"retrain on 30 days of 5m BTC+ETH, {args.label} label, {args.threads} threads, "
+          f"load average {os.getloadavg()[0]:.1f} (other work on the cores slows every number)")
+    print(f"{'date':10s} {'config':7s} {'samples':>7s} {'attn':>5s} {'lstm':>5s} {'cnn':>5s} {'trans':>5s} "
+          f"{'import':>6s} {'total s':>7s} {'oos ll':>7s} {'base ll':>7s} {'auc':>6s}")
+    losses: dict[str, list[float]] = {name: [] for name in configs}
+    totals: dict[str, list[float]] = {name: [] for name in configs}
+    for date in args.dates.split(","):
+        now = int(datetime.fromisoformat(date).replace(tzinfo=UTC).timestamp() * 1000)
+        for name, config in configs.items():
+            retrainer = Retrainer(config)
+            samples = retrainer.samples(bars, now, series)
+            started = time.perf_counter()
+            version = retrainer.train_challenger(bars, now, series)
+            total = time.perf_counter() - started
+            scores = out_of_sample(retrainer, version, market, now, series, float(samples.labels.mean()))
+            t = retrainer.last_timings
+            print(f"{date:10s} {name:7s} {len(samples):7d} {t['attention_mlp']:5.1f} {t['lstm']:5.1f} "
+                  f"{t['cnn']:5.1f} {t['transformer']:5.1f} {t.get('importance', 0.0):6.2f} {total:7.1f} "
+                  f"{scores['log_loss']:7.4f} {scores['base_rate_log_loss']:7.4f} {scores['auc']:6.3f}", flush=True)
+            losses[name].append(scores["log_loss"])
+            totals[name].append(total)
+    gap = np.array(losses["after"]) - np.array(losses["before"])
+    se = gap.std(ddof=1) / np.sqrt(len(gap)) if len(gap) > 1 else float("nan")
+    print(f"\nmean retrain: before {np.mean(totals['before']):.1f} s, after {np.mean(totals['after']):.1f} s "
+          f"({np.mean(totals['before']) / np.mean(totals['after']):.1f}x)")
+    print(f"out-of-sample log-loss, after - before: {gap.mean():+.4f} +- {se:.4f} (mean +- standard error over "
+          f"{len(gap)} dates; per date {', '.join(f'{g:+.4f}' for g in gap)})")
 
-    started = time.perf_counter()
-    version = retrainer.train_challenger(bars, now_ts)
-    total = time.perf_counter() - started
-    m = version.metrics
-    print(f"retrain at {args.now}: {int(m['n_fit'])} fit / {int(m['n_stacking'])} stacking / "
-          f"{int(m['n_holdout'])} holdout samples, {args.threads} threads, "
-          f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} (other work shares the cores)")
-    for name in version.ensemble.names:
-        print(f"  {name:14s} {retrainer.last_timings[name]:6.1f} s")
-    print(f"  {'total':14s} {total:6.1f} s (features, four members, combiner, holdout scoring)")
-    print(f"  weights {({k: round(v, 3) for k, v in version.ensemble.weights.items()})}")
 
+def out_of_sample(retrainer: Retrainer, version: EnsembleVersion, market: MarketData, now: int,
+                  series: dict[str, ExitSeries], base_rate: float) -> dict[str, float]:
+    """The ensemble on the week after ``now``: the label's samples there, labels from the whole data."""
+    rule = retrainer.label_rule(series)
     probs, labels = [], []
-    started = time.perf_counter()
-    for b in bars.values():
-        start = last_closed_index(b, now_ts) + 1
-        end = min(start + WEEK_BARS, len(b))
-        probs.append(score_span_members(version, b, start, end))
-        labels.append(forward_labels(b, version.horizon, version.fee)[start:end])
-    scoring = time.perf_counter() - started
-    P, y = np.concatenate(probs), np.concatenate(labels)
-    ok = ~np.isnan(y) & ~np.isnan(P).any(axis=1)
-    P, y = P[ok], y[ok]
-    columns = {n: P[:, i] for i, n in enumerate(version.ensemble.names)}
-    columns["ensemble"] = version.ensemble.combine(P)
-    base = y.mean()
-    print(f"\nnext 7 days, {len(y)} bars (2 symbols), scored in {scoring:.2f} s; label: "
-          f"{version.horizon}-bar log return > {version.fee}; base rate {base:.3f}")
-    print(f"  coin flip hit rate 0.500, majority class {max(base, 1 - base):.3f}, "
-          f"base-rate log-loss {classification_metrics(np.full(len(y), base), y)['log_loss']:.4f}")
-    print("  hit = accuracy at p > 0.5; top-20% = share of 1s among the 20% highest-p bars")
-    for name, p in columns.items():
-        s = classification_metrics(p, y)
-        top = y[p >= np.quantile(p, 0.8)].mean()
-        print(f"  {name:14s} hit {s['hit_rate']:.3f}  top-20% {top:.3f}  auc {s['auc']:.3f}  "
-              f"log-loss {s['log_loss']:.4f}")
+    for data in market.symbols.values():
+        bars = data.bars
+        start, end = (int(x) for x in np.searchsorted(bars.ts, [now, now + WEEK_MS]))
+        members = score_span_members(version, bars, start, end)
+        y, _ = rule.resolve(bars)
+        y = y[start:end]
+        ok = ~np.isnan(y) & ~np.isnan(members).any(axis=1)
+        probs.append(version.ensemble.combine(members[ok]) if ok.any() else np.zeros(0))
+        labels.append(y[ok])
+    p, y = np.concatenate(probs), np.concatenate(labels)
+    scores = classification_metrics(p, y)
+    scores["base_rate_log_loss"] = float(log_loss_per_sample(np.full(len(y), base_rate), y).mean())
+    return scores
+
+
+def prepared(cfg, market: MarketData, names: tuple[str, ...]) -> tuple[dict[str, Component], dict]:
+    """The agent's components ``names``, prepared on ``market`` in order, and what they share."""
+    components = build_components(cfg)
+    shared: dict = {}
+    for name in names:
+        components[name].prepare(market, shared)
+    return components, shared
+
+
+def exit_series(cfg, market: MarketData) -> dict[str, ExitSeries]:
+    """The agent's ATR and volatility regime per bar, from its own features and regime components."""
+    _, shared = prepared(cfg, market, ("features", "regime"))
+    return {s: ExitSeries.from_shared(shared, s) for s in market.symbols}
 
 
 if __name__ == "__main__":

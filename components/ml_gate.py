@@ -5,8 +5,12 @@ Learning runs on the agent's clock, inline in replay (deterministic):
 * every ``retrain_every_days`` a challenger is trained on the rolling window ending now and gated
   against the champion on the most recent held-out slice (``components/ml/retrainer.py``); the
   live version then scores the coming span of bars in one batched, causal pass per model;
-* each bar, the predictions made ``horizon`` bars ago resolve: they are written to the ledger
-  (``predictions``) and feed the ensemble's performance weights, whose updates are adjustments;
+* a live version that does not beat the base rate on that slice does not gate: the base rate
+  stands in for its probability until a retrain beats it (a ``model_fallback`` adjustment);
+* each bar the live version predicts the label (``retrainer.label``: the signal's trade, or the
+  bar's forward return) where the label has samples, with the probability the gate acts on;
+  ``horizon`` bars later the prediction resolves: it is written to the ledger (``predictions``)
+  with that probability, and feeds the ensemble's performance weights (adjustments);
 * each closed gated trade moves the threshold within its bounds, toward the target win rate;
 * a rejected signal is taken anyway, at reduced size, with probability ``epsilon`` (seeded).
 """
@@ -23,11 +27,15 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from components.ml.dataset import head
+from components.ml.labels import LabelRule
 from components.ml.registry import ModelRecord, ModelRegistry
 from components.ml.retrainer import Retrainer, RetrainerConfig
 from components.ml.scoring import score_span_members
+from components.ml.trade_labels import CHUNK, ExitSeries
 from components.ml.version import EnsembleVersion
 from core.component import AgentContext, Component, Decision, Stage
+from core.errors import ConfigError
 from core.market import Bars, MarketData
 from core.records import ClosedTrade
 
@@ -46,6 +54,16 @@ class EpsilonDraw:
 
     def take(self) -> bool:
         return bool(self._rng.random() < self.epsilon)
+
+
+@dataclass(frozen=True)
+class _Prediction:
+    """What the gate predicted at bar ``i``, with the probability it acted on."""
+
+    i: int
+    version: str
+    members: np.ndarray
+    probability: float
 
 
 @dataclass(frozen=True)
@@ -109,17 +127,30 @@ class MLGate(Component):
         self._next_retrain: int | None = None
         self._training: _Training | None = None  # a retrain started and not yet swapped in
         self._recent_hits: deque[bool] = deque(maxlen=RECENT_PREDICTIONS)  # (p > 0.5) == outcome
+        self._made: dict[str, deque[_Prediction]] = {}  # per symbol, oldest first, until resolved
+        self._outcomes: dict[str, np.ndarray] = {}  # per symbol, labels computed so far (NaN: not yet)
+        self._base_rate: float | None = None  # set while the live version does not beat the base rate
         self.threshold = self.config.threshold
         self._gated: deque[bool] = deque(maxlen=self.config.lookback_trades)
         self._epsilon: EpsilonDraw | None = None
         self._horizon = self.config.retrainer.horizon
-        self._log_fee = self.config.retrainer.fee
 
     def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
         self._bars: dict[str, Bars] = {s: d.bars for s, d in market.symbols.items()}
-        self._closes = {s: b.close.tolist() for s, b in self._bars.items()}
         self._ts = market.ts
         self._tf = market.timeframe_ms
+        series = None
+        if self.config.retrainer.label == "trade":
+            try:
+                series = {s: ExitSeries.from_shared(shared, s) for s in self._bars}
+            except ValueError as exc:
+                raise ConfigError(f"{self.name}: retrainer.label=trade: {exc}") from None
+        self._rule: LabelRule = self._retrainer.label_rule(series)
+        self._domain = {s: self._rule.rows(b) for s, b in self._bars.items()}  # causal: signal entries
+        for s, b in self._bars.items():
+            self._made.setdefault(s, deque())
+            known = self._outcomes.get(s, np.zeros(0))
+            self._outcomes[s] = np.concatenate([known, np.full(len(b) - len(known), np.nan)])
         if self._next_retrain is None and len(market.ts):  # the first model: once a window of history exists
             first_close = int(market.ts[0]) + self._tf
             self._next_retrain = first_close + int(self.config.retrainer.window_days * DAY_MS)
@@ -140,6 +171,7 @@ class MLGate(Component):
             training, self._training = self._training, None
             self._swap_in(i, now, training, ctx)
         self._resolve(i, ctx)
+        self._make_predictions(i)
 
     def _start_training(self, now: int, ctx: AgentContext) -> _Training:
         """Train beside the loop (paper, live) or inline (replay). A resumed run reuses the version
@@ -148,12 +180,13 @@ class MLGate(Component):
         for record in self._registry.records():
             if record.train_end == now and record.status != "candidate":
                 done: Future[tuple[ModelRecord, bool, dict[str, float]]] = Future()
-                done.set_result((record, record.status in ("champion", "retired"), dict(record.metrics)))
+                gate = {k.removeprefix("gate_"): v for k, v in record.metrics.items() if k.startswith("gate_")}
+                done.set_result((record, record.status in ("champion", "retired"), gate))
                 return _Training(now, time.perf_counter(), done, record.live_from)
-        retrainer, bars, registry = self._retrainer, dict(self._bars), self._registry
+        retrainer, bars, registry, series = self._retrainer, dict(self._bars), self._registry, self._rule.exit_series
 
         def train() -> tuple[ModelRecord, bool, dict[str, float]]:
-            result = retrainer.retrain(bars, now, registry)
+            result = retrainer.retrain(bars, now, registry, series)
             return result.record, result.promoted, result.metrics
 
         return _Training(now, time.perf_counter(), ctx.learn(train), None)
@@ -180,8 +213,31 @@ class MLGate(Component):
         ctx.adjust("model_retrain", {"champion": before},
                    {"champion": self._live_version, "challenger": record.version, "promoted": promoted},
                    record.reason, evidence)
+        self._check_base_rate(metrics, ctx)
         if self._live is not None:
             self._score_span(i)
+
+    def _check_base_rate(self, metrics: dict[str, float], ctx: AgentContext) -> None:
+        """The live version gates only while it beats the base rate on held-out data; otherwise the
+        base rate of the training window is the probability every signal gets (it passes only if the
+        base rate clears the threshold). Each change is an adjustment with the held-out evidence."""
+        if "beats_base_rate" not in metrics:
+            return
+        base_rate = None if metrics["beats_base_rate"] else metrics["label_base_rate"]
+        if base_rate == self._base_rate:
+            return
+
+        def source(rate: float | None) -> dict[str, Any]:
+            return {"probability": "model"} if rate is None else {"probability": "base_rate", "base_rate": rate}
+
+        loss, base = metrics.get("live_log_loss", math.nan), metrics.get("base_rate_log_loss", math.nan)
+        verdict = "beats" if base_rate is None else "does not beat"
+        ctx.adjust("model_fallback", source(self._base_rate), source(base_rate),
+                   f"{self._live_version} {verdict} the base rate on held-out data: log-loss {loss:.5f} vs {base:.5f}",
+                   {"model_version": self._live_version,
+                    **{k: metrics[k] for k in ("live_log_loss", "base_rate_log_loss", "base_rate",
+                                                "label_base_rate", "n_holdout") if k in metrics}})
+        self._base_rate = base_rate
 
     def _score_span(self, i: int) -> None:
         """The live version's member probabilities for the bars until the next retrain, batched."""
@@ -211,27 +267,46 @@ class MLGate(Component):
             return None
         return probs[k]
 
+    def _predict(self, symbol: str, i: int) -> _Prediction | None:
+        """The live version's prediction for bar ``i`` with the weights in force now, or None."""
+        if self._live is None:
+            return None
+        members = self._member_probs(symbol, i)
+        if members is None:
+            return None
+        p = self._base_rate if self._base_rate is not None else float(self._live.ensemble.combine(members)[0])
+        assert self._live_version is not None
+        return _Prediction(i, self._live_version, members, p)
+
+    def _make_predictions(self, i: int) -> None:
+        """Predict every symbol whose bar ``i`` is a sample of the label; kept until resolved."""
+        for symbol, made in self._made.items():
+            if i < len(self._domain[symbol]) and self._domain[symbol][i]:
+                prediction = self._predict(symbol, i)
+                if prediction is not None:
+                    made.append(prediction)
+
+    def _outcome(self, symbol: str, j: int) -> float:
+        """The label of bar ``j``, read once bar ``j + horizon`` has closed. Labels are computed a
+        block at a time from the bars known; each reads only bars up to its own ``j + horizon``."""
+        outcomes = self._outcomes[symbol]
+        if math.isnan(outcomes[j]):
+            bars = self._bars[symbol]
+            end = min(len(bars) - self._horizon, j + CHUNK)
+            rows = np.zeros(end + self._horizon, dtype=bool)
+            rows[j:end] = self._domain[symbol][j:end]
+            outcomes[j:end] = self._rule.resolve(head(bars, end + self._horizon), rows)[0][j:end]
+        return float(outcomes[j])
+
     def _resolve(self, i: int, ctx: AgentContext) -> None:
-        """Predictions made ``horizon`` bars ago resolve now: record them, update the weights."""
+        """Predictions made ``horizon`` bars ago (or earlier) resolve now: record each with the
+        probability the gate had for it, and feed the live version's to its ensemble weights."""
         j = i - self._horizon
-        if self._live is None or j < self._span_start:
-            return
         rows, outcomes = [], []
-        for symbol, closes in self._closes.items():
-            members = self._member_probs(symbol, j)
-            if members is None:
-                continue
-            outcome = float(math.log(closes[i] / closes[j]) > self._log_fee)
-            rows.append(members)
-            outcomes.append(outcome)
-            probability = float(self._live.ensemble.combine(members)[0])
-            self._recent_hits.append((probability > 0.5) == (outcome == 1.0))
-            ctx.record("predictions", {
-                "ts": int(self._ts[j]) + self._tf, "symbol": symbol, "model_version": self._live_version,
-                "probability": probability, "outcome": outcome,
-                **{MEMBER_COLUMNS[n]: float(p) for n, p in zip(self._live.ensemble.names, members,
-                                                               strict=True)}})
-        if not rows:
+        for symbol, made in self._made.items():
+            while made and made[0].i <= j:
+                self._record_resolved(symbol, made.popleft(), rows, outcomes, ctx)
+        if not rows or self._live is None:
             return
         before = dict(self._live.ensemble.weights)
         after = self._live.ensemble.observe(np.array(rows), np.array(outcomes))
@@ -240,6 +315,20 @@ class MLGate(Component):
                        {"model_version": self._live_version, "decay": self._live.ensemble.config.decay,
                         "temperature": self._live.ensemble.config.temperature,
                         "ew_log_loss": dict(self._live.ensemble.performance.ew_loss)})
+
+    def _record_resolved(self, symbol: str, prediction: _Prediction, rows: list[np.ndarray],
+                         outcomes: list[float], ctx: AgentContext) -> None:
+        j = prediction.i
+        outcome = self._outcome(symbol, j)
+        if prediction.version == self._live_version:
+            rows.append(prediction.members)
+            outcomes.append(outcome)
+        self._recent_hits.append((prediction.probability > 0.5) == (outcome == 1.0))
+        names = self.config.retrainer.members  # every version's member columns, in this order
+        ctx.record("predictions", {
+            "ts": int(self._ts[j]) + self._tf, "symbol": symbol, "model_version": prediction.version,
+            "probability": prediction.probability, "outcome": outcome,
+            **{MEMBER_COLUMNS[n]: float(p) for n, p in zip(names, prediction.members, strict=True)}})
 
     def status(self) -> dict[str, Any]:
         hits = self._recent_hits
@@ -250,25 +339,27 @@ class MLGate(Component):
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         if not d.entry:
             return
-        members = self._member_probs(d.symbol, d.i) if self._live is not None else None
+        made = self._made.get(d.symbol)
+        prediction = made[-1] if made and made[-1].i == d.i else self._predict(d.symbol, d.i)
         threshold = self.threshold - d.gate_relaxation
-        if members is None:
+        if prediction is None:
             d.entry, d.reason = 0, "ml gate: no champion model scores this bar yet"
             ctx.record("decisions", {"symbol": d.symbol, "model_version": self._live_version,
                                      "probability": None, "threshold": threshold, "passed": False,
                                      "mode": d.mode})
             return
-        assert self._live is not None and self._epsilon is not None
-        p = float(self._live.ensemble.combine(members)[0])
+        assert self._epsilon is not None
+        p = prediction.probability
         passed = p >= threshold
         if not passed and d.gate_relaxation == 0.0 and self._epsilon.take():
             passed, d.mode, d.size_scale = True, "epsilon", self.config.epsilon_size
         ctx.record("decisions", {"symbol": d.symbol, "model_version": self._live_version, "probability": p,
                                  "threshold": threshold, "passed": passed, "mode": d.mode})
+        source = "base rate" if self._base_rate is not None else "ml gate"
         if not passed:
-            d.entry, d.reason = 0, f"ml gate: p={p:.3f} < {threshold:.3f}"
+            d.entry, d.reason = 0, f"{source}: p={p:.3f} < {threshold:.3f}"
         else:
-            d.reason = f"{d.reason}; ml gate p={p:.3f} (threshold {threshold:.3f}, {self._live_version})"
+            d.reason = f"{d.reason}; {source} p={p:.3f} (threshold {threshold:.3f}, {self._live_version})"
 
     def on_trade_closed(self, trade: ClosedTrade, ctx: AgentContext) -> None:
         """Gated trades move the threshold: stricter when they lose, looser when they win."""

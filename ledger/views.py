@@ -176,20 +176,54 @@ VIEWS: tuple[View, ...] = (
     FROM decisions GROUP BY {keys}, agent, model_version
     ORDER BY {keys}, agent, model_version
     """),
-    View("model_hit_rates", "out-of-sample hit rate (p > 0.5 vs outcome) of the ensemble and each "
-         "member, against a coin flip and against always predicting the majority outcome", """
-    SELECT {keys}, agent, model, count(*) AS predictions,
-        avg(CASE WHEN (p > 0.5) = (outcome = 1) THEN 1.0 ELSE 0.0 END) AS hit_rate,
-        0.5 AS coin_flip,
-        greatest(avg(outcome), 1 - avg(outcome)) AS majority_rate,
-        -avg(outcome * ln(greatest(p, 1e-12)) + (1 - outcome) * ln(greatest(1 - p, 1e-12))) AS log_loss
-    FROM (
+    View("model_hit_rates", "out-of-sample hit rate (p > 0.5 vs outcome), log-loss and AUC of the ensemble "
+         "and each member, against a coin flip, the majority outcome and always predicting the base rate", """
+    WITH scored AS (
         UNPIVOT (SELECT {keys}, agent, outcome, probability AS ensemble, p_attention_mlp AS attention_mlp,
                         p_lstm AS lstm, p_cnn AS cnn, p_transformer AS transformer
                  FROM predictions WHERE outcome IS NOT NULL)
-        ON ensemble, attention_mlp, lstm, cnn, transformer INTO NAME model VALUE p)
-    GROUP BY {keys}, agent, model
+        ON ensemble, attention_mlp, lstm, cnn, transformer INTO NAME model VALUE p),
+    ranked AS (  -- rank of p among the model's predictions, ties averaged (Mann-Whitney)
+        SELECT *, rank() OVER (PARTITION BY {keys}, agent, model ORDER BY p)
+                  + (count(*) OVER (PARTITION BY {keys}, agent, model, p) - 1) / 2 AS p_rank
+        FROM scored),
+    rates AS (
+        SELECT {keys}, agent, model, count(*) AS predictions,
+            avg(CASE WHEN (p > 0.5) = (outcome = 1) THEN 1.0 ELSE 0.0 END) AS hit_rate,
+            avg(outcome) AS base_rate,
+            -avg(outcome * ln(greatest(p, 1e-12)) + (1 - outcome) * ln(greatest(1 - p, 1e-12))) AS log_loss,
+            avg(p) AS mean_probability,
+            count(*) FILTER (WHERE outcome = 1) AS wins, count(*) FILTER (WHERE outcome = 0) AS losses,
+            sum(p_rank) FILTER (WHERE outcome = 1) AS win_ranks
+        FROM ranked GROUP BY {keys}, agent, model)
+    SELECT {keys}, agent, model, predictions, hit_rate, 0.5 AS coin_flip,
+        greatest(base_rate, 1 - base_rate) AS majority_rate, log_loss, base_rate,
+        -(base_rate * ln(greatest(base_rate, 1e-12)) + (1 - base_rate) * ln(greatest(1 - base_rate, 1e-12)))
+            AS base_rate_log_loss,
+        mean_probability,
+        (win_ranks - wins * (wins + 1) / 2) / nullif(wins * losses, 0) AS auc
+    FROM rates
     ORDER BY {keys}, agent, model
+    """),
+    View("feature_importance", "per model version, each feature's attention weight and permutation importance "
+         "(held-out log-loss lost when it is shuffled) per member, its rank, and its change from the version before",
+         """
+    WITH keyed AS (
+        SELECT {keys}, agent, ts, version, status, metrics, unnest(json_keys(metrics)) AS key FROM models),
+    importance AS (
+        SELECT {keys}, agent, ts, version, status,
+            string_split(key, '.')[2] AS method,
+            CASE WHEN string_split(key, '.')[2] = 'attention' THEN 'attention_mlp'
+                 ELSE string_split(key, '.')[3] END AS model,
+            string_split(key, '.')[-1] AS feature,
+            TRY_CAST(json_extract(metrics, '/' || key) AS DOUBLE) AS importance
+        FROM keyed WHERE key LIKE 'importance.%')
+    SELECT {keys}, agent, ts, version, status, method, model, feature, importance,
+        rank() OVER (PARTITION BY {keys}, agent, version, method, model ORDER BY importance DESC) AS rank,
+        importance - lag(importance) OVER (PARTITION BY {keys}, agent, method, model, feature ORDER BY ts, version)
+            AS change
+    FROM importance
+    ORDER BY {keys}, agent, ts, version, method, model, rank
     """),
     View("summary", "one line per run and agent: trade stats, return and max drawdown", """
     WITH marks AS (

@@ -11,11 +11,10 @@ import numpy as np
 from components.ml.features import (
     build_features,
     complete_rows,
-    forward_labels,
     last_closed_index,
-    resolved_until,
     windows,
 )
+from components.ml.labels import LabelRule
 from core.market import Bars
 
 
@@ -29,6 +28,7 @@ class Samples:
     index: np.ndarray  # (n,) bar index within that symbol
     ts: np.ndarray  # (n,) bar open time, ms
     labels: np.ndarray  # (n,) 0/1, all resolved
+    resolved_ts: np.ndarray  # (n,) open time of the bar whose close resolved the label, ms
     timeframe_ms: int
 
     def __len__(self) -> int:
@@ -41,6 +41,7 @@ class Samples:
             index=self.index[rows],
             ts=self.ts[rows],
             labels=self.labels[rows],
+            resolved_ts=self.resolved_ts[rows],
         )
 
     def windows(self, length: int) -> np.ndarray:
@@ -69,13 +70,13 @@ def head(bars: Bars, n: int) -> Bars:
 def resolved_samples(
     bars_by_symbol: Mapping[str, Bars],
     now_ts: int,
-    horizon: int,
-    fee: float,
+    rule: LabelRule,
     window: int,
     lookback_ms: int,
 ) -> Samples:
-    """Every sample with a full feature window, open time >= now - lookback, and a label
-    resolved by ``now_ts`` (``i <= resolved_until(now_index, horizon)``).
+    """Every sample row of ``rule`` with a full feature window, open time >= now - lookback, and
+    a label resolved by ``now_ts``: a bar label once ``i + horizon`` has closed
+    (``features.resolved_until``), a trade label once its trade has left.
 
     Features and labels are computed from the bars closed by ``now_ts`` only, so nothing later
     can leak in whatever ``bars_by_symbol`` holds.
@@ -90,13 +91,11 @@ def resolved_samples(
     for code, name in enumerate(symbols):
         seen = head(bars_by_symbol[name], last_closed_index(bars_by_symbol[name], now_ts) + 1)
         features[name] = build_features(seen)
-        labels = forward_labels(seen, horizon, fee) if len(seen) > horizon else np.full(len(seen), np.nan)
-        last = resolved_until(len(seen) - 1, horizon)
-        ok = complete_rows(features[name], window) & (seen.ts >= now_ts - lookback_ms)
-        ok[last + 1 :] = False
-        idx = np.flatnonzero(ok)
-        parts.append((np.full(len(idx), code), idx, seen.ts[idx], labels[idx]))
-    symbol, index, ts, labels = (np.concatenate(col) for col in zip(*parts, strict=True))
+        ok = complete_rows(features[name], window) & (seen.ts >= now_ts - lookback_ms) & rule.rows(seen)
+        labels, resolved_at = rule.resolve(seen, ok)
+        idx = np.flatnonzero(ok & (resolved_at >= 0))
+        parts.append((np.full(len(idx), code), idx, seen.ts[idx], labels[idx], seen.ts[resolved_at[idx]]))
+    symbol, index, ts, labels, resolved_ts = (np.concatenate(col) for col in zip(*parts, strict=True))
     order = np.lexsort((symbol, ts))
     return Samples(
         features=features,
@@ -105,17 +104,16 @@ def resolved_samples(
         index=index[order].astype(np.int64),
         ts=ts[order].astype(np.int64),
         labels=labels[order].astype(np.float64),
+        resolved_ts=resolved_ts[order].astype(np.int64),
         timeframe_ms=timeframes.pop(),
     )
 
 
-def chronological_split(
-    samples: Samples, fractions: tuple[float, ...], horizon: int
-) -> list[Samples]:
+def chronological_split(samples: Samples, fractions: tuple[float, ...]) -> list[Samples]:
     """Consecutive time slices, the last ones holding ``fractions`` of the distinct open times.
 
-    An earlier slice drops rows whose label window reaches into the next slice (purge), so no
-    slice is scored on outcomes another slice trained on.
+    An earlier slice drops rows whose label was resolved by a bar of the next slice (purge), so
+    no slice is scored on outcomes another slice trained on.
     """
     times = np.unique(samples.ts)
     bounds = [len(times)]
@@ -124,11 +122,10 @@ def chronological_split(
     bounds.insert(0, 0)
     if any(b1 <= b0 for b0, b1 in zip(bounds, bounds[1:], strict=False)):
         raise ValueError(f"{len(times)} bar times are too few to split into {len(bounds) - 1} slices")
-    label_span = horizon * samples.timeframe_ms
     out = []
     for b0, b1 in zip(bounds, bounds[1:], strict=False):
         rows = (samples.ts >= times[b0]) & (samples.ts <= times[b1 - 1])
         if b1 < len(times):
-            rows &= samples.ts + label_span < times[b1]
+            rows &= samples.resolved_ts < times[b1]
         out.append(samples.take(np.flatnonzero(rows)))
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -93,19 +94,22 @@ class ModelRegistry:
             raise ValueError(f"{path}: sha256 {digest} does not match the registry's {record.sha256}")
         return load_version(path, version)
 
-    def promote(self, version: str, reason: str = "beat the champion on held-out data") -> ModelRecord:
-        """Make ``version`` the champion; the previous champion is kept as 'retired'."""
+    def promote(self, version: str, reason: str = "beat the champion on held-out data",
+                gate: Mapping[str, float] | None = None) -> ModelRecord:
+        """Make ``version`` the champion; the previous champion is kept as 'retired'. The gate's
+        evidence is kept in its metrics as ``gate_<key>`` (a resumed run reads its verdicts there)."""
         self._check_move(version, "champion")
         current = self.champion()
         if current is not None:
             self._set(current.version, "retired", f"replaced by {version}")
-        record = self._set(version, "champion", reason)
+        record = self._set(version, "champion", reason, gate)
         self._write()  # one write: the index never shows two champions or none
         return record
 
-    def reject(self, version: str, reason: str = "did not beat the champion") -> ModelRecord:
-        """Keep ``version`` as a rejected challenger."""
-        record = self._set(version, "rejected", reason)
+    def reject(self, version: str, reason: str = "did not beat the champion",
+               gate: Mapping[str, float] | None = None) -> ModelRecord:
+        """Keep ``version`` as a rejected challenger, with the gate's evidence as in ``promote``."""
+        record = self._set(version, "rejected", reason, gate)
         self._write()
         return record
 
@@ -121,10 +125,14 @@ class ModelRegistry:
         if (current, status) not in STATUS_MOVES:
             raise ValueError(f"model {version}: cannot move from {current!r} to {status!r}")
 
-    def _set(self, version: str, status: Status, reason: str) -> ModelRecord:
+    def _set(self, version: str, status: Status, reason: str,
+             gate: Mapping[str, float] | None = None) -> ModelRecord:
         self._check_move(version, status)
         i = next(i for i, r in enumerate(self._records) if r.version == version)
-        self._records[i] = self._records[i].model_copy(update={"status": status, "reason": reason})
+        update: dict[str, object] = {"status": status, "reason": reason}
+        if gate:
+            update["metrics"] = {**self._records[i].metrics, **{f"gate_{k}": float(v) for k, v in gate.items()}}
+        self._records[i] = self._records[i].model_copy(update=update)
         return self._records[i]
 
     def _write(self) -> None:

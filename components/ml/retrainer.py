@@ -5,7 +5,11 @@ At ``now`` the resolved samples of the last ``window_days`` are split in time or
     | fit (members train; their last val_fraction picks the epoch) | stacking | holdout |
 
 The stacking slice gives out-of-fold member predictions that seed the combiner; the holdout
-(the most recent slice) is touched only by the gate, which scores champion and challenger on it.
+(the most recent slice) is touched only by the gates and by the feature importances:
+
+* the champion gate scores champion and challenger on it, and promotes the better;
+* the base-rate gate scores the version that will be live against always predicting the base
+  rate of the labels before the holdout: a version that does not beat it must not gate trades.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from components.ml.dataset import Samples, chronological_split, resolved_samples
 from components.ml.ensemble import Ensemble, EnsembleConfig
 from components.ml.features import FEATURE_NAMES
-from components.ml.metrics import classification_metrics
+from components.ml.importance import feature_importance
+from components.ml.labels import LabelKind, LabelRule
+from components.ml.metrics import classification_metrics, log_loss_per_sample
 from components.ml.models import MODEL_REGISTRY
 from components.ml.registry import ModelRecord, ModelRegistry
 from components.ml.scoring import score_samples_members, score_span
+from components.ml.trade_labels import ExitSeries, TradeLabelConfig
 from components.ml.training import TrainingConfig, train_model
 from components.ml.version import EnsembleVersion
 from core.market import Bars
@@ -35,13 +42,19 @@ DAY_MS = 86_400_000
 class RetrainerConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    horizon: int = Field(12, ge=1)  # label horizon in bars (1 h on 5m bars)
+    # bar: does the log return over `horizon` bars beat the fee; trade: does the signal's trade win
+    # under the agent's exits (trade_labels.py). Compared in benchmarks/bench_gate_labels.py.
+    label: LabelKind = "bar"
+    trade: TradeLabelConfig = TradeLabelConfig()
+    horizon: int = Field(12, ge=1)  # bars a label looks ahead (1 h on 5m bars); the trade label's time-out
     fee: float = Field(0.002, ge=0)  # round-trip cost as a log return (2 x 0.1 % taker)
     window_days: float = Field(30.0, gt=0)  # rolling training window ending at 'now'
     stacking_fraction: float = Field(0.15, gt=0, lt=1)
     holdout_fraction: float = Field(0.15, gt=0, lt=1)
     members: tuple[str, ...] = tuple(MODEL_REGISTRY)
     min_improvement: float = Field(0.0, ge=0)  # log-loss (nats) a challenger must gain
+    min_gain_over_base_rate: float = Field(0.0, ge=0)  # log-loss (nats) the live version must gain on the base rate
+    importance_rows: int = Field(1000, ge=0)  # held-out rows permutation importance scores (0: none)
     training: TrainingConfig = TrainingConfig()
     ensemble: EnsembleConfig = EnsembleConfig()
 
@@ -63,26 +76,30 @@ class Retrainer:
         self.config = config
         self.last_timings: dict[str, float] = {}
 
-    def samples(self, bars_by_symbol: Mapping[str, Bars], now_ts: int) -> Samples:
+    def label_rule(self, exit_series: Mapping[str, ExitSeries] | None = None) -> LabelRule:
+        c = self.config
+        return LabelRule(c.label, c.horizon, c.fee, c.trade, exit_series)
+
+    def samples(self, bars_by_symbol: Mapping[str, Bars], now_ts: int,
+                exit_series: Mapping[str, ExitSeries] | None = None) -> Samples:
         """Resolved samples of the rolling window ending at ``now_ts``."""
         c = self.config
-        return resolved_samples(
-            bars_by_symbol, now_ts, c.horizon, c.fee, c.training.window, int(c.window_days * DAY_MS)
-        )
+        return resolved_samples(bars_by_symbol, now_ts, self.label_rule(exit_series), c.training.window,
+                                int(c.window_days * DAY_MS))
 
     def split(self, samples: Samples) -> tuple[Samples, Samples, Samples]:
         """(fit, stacking, holdout), oldest first, purged at the seams."""
         c = self.config
-        fit, stacking, holdout = chronological_split(
-            samples, (c.stacking_fraction, c.holdout_fraction), c.horizon
-        )
+        fit, stacking, holdout = chronological_split(samples, (c.stacking_fraction, c.holdout_fraction))
         return fit, stacking, holdout
 
-    def holdout(self, bars_by_symbol: Mapping[str, Bars], now_ts: int) -> Samples:
-        return self.split(self.samples(bars_by_symbol, now_ts))[2]
+    def holdout(self, bars_by_symbol: Mapping[str, Bars], now_ts: int,
+                exit_series: Mapping[str, ExitSeries] | None = None) -> Samples:
+        return self.split(self.samples(bars_by_symbol, now_ts, exit_series))[2]
 
-    def train_challenger(self, bars_by_symbol: Mapping[str, Bars], now_ts: int) -> EnsembleVersion:
-        return self._train(self.samples(bars_by_symbol, now_ts), now_ts)[0]
+    def train_challenger(self, bars_by_symbol: Mapping[str, Bars], now_ts: int,
+                         exit_series: Mapping[str, ExitSeries] | None = None) -> EnsembleVersion:
+        return self._train(self.samples(bars_by_symbol, now_ts, exit_series), now_ts)[0]
 
     def champion_gate(
         self, champion: EnsembleVersion | None, challenger: EnsembleVersion, holdout: Samples
@@ -105,25 +122,40 @@ class Retrainer:
         metrics["log_loss_gain"] = gain
         return gain > self.config.min_improvement, metrics
 
+    def base_rate_gate(self, live_log_loss: float, prior: Samples, holdout: Samples) -> dict[str, float]:
+        """Does the version going live beat always predicting the base rate of the labels before
+        the holdout (``prior``), on the holdout? ``beats_base_rate`` is 1.0 or 0.0."""
+        base_rate = float(prior.labels.mean()) if len(prior) else 0.5
+        base_log_loss = float(log_loss_per_sample(np.full(len(holdout), base_rate), holdout.labels).mean())
+        return {"base_rate": base_rate, "base_rate_log_loss": base_log_loss, "live_log_loss": live_log_loss,
+                "beats_base_rate": float(live_log_loss < base_log_loss - self.config.min_gain_over_base_rate)}
+
     def retrain(
-        self, bars_by_symbol: Mapping[str, Bars], now_ts: int, registry: ModelRegistry
+        self, bars_by_symbol: Mapping[str, Bars], now_ts: int, registry: ModelRegistry,
+        exit_series: Mapping[str, ExitSeries] | None = None,
     ) -> RetrainResult:
-        """Train a challenger, store it, gate it against the champion, promote or reject it."""
-        challenger, holdout = self._train(self.samples(bars_by_symbol, now_ts), now_ts)
+        """Train a challenger, store it, gate it against the champion, promote or reject it, and
+        say whether the version live from now beats the base rate (the gate's metrics)."""
+        samples = self.samples(bars_by_symbol, now_ts, exit_series)
+        challenger, holdout = self._train(samples, now_ts)
         record = registry.save(challenger)
         current = registry.champion()
         champion = registry.load(current.version) if current is not None else None
         promoted, metrics = self.champion_gate(champion, challenger, holdout)
+        live = "challenger" if promoted else "champion"
+        prior = samples.take(np.flatnonzero(samples.ts < holdout.ts.min())) if len(holdout) else samples
+        metrics.update(self.base_rate_gate(metrics[f"{live}_log_loss"], prior, holdout))
+        metrics["label_base_rate"] = float(samples.labels.mean())  # the whole window's, for the fallback
         if current is None:
-            return RetrainResult(registry.promote(record.version, "first model"), True, metrics)
+            return RetrainResult(registry.promote(record.version, "first model", metrics), True, metrics)
         verdict = (
             f"holdout log-loss {metrics['challenger_log_loss']:.5f} vs {current.version}'s "
             f"{metrics['champion_log_loss']:.5f} (min gain {self.config.min_improvement})"
         )
         if promoted:
-            record = registry.promote(record.version, f"beat the champion: {verdict}")
+            record = registry.promote(record.version, f"beat the champion: {verdict}", metrics)
         else:
-            record = registry.reject(record.version, f"did not beat the champion: {verdict}")
+            record = registry.reject(record.version, f"did not beat the champion: {verdict}", metrics)
         return RetrainResult(record, promoted, metrics)
 
     def _train(self, samples: Samples, now_ts: int) -> tuple[EnsembleVersion, Samples]:
@@ -155,6 +187,9 @@ class Retrainer:
             ]
         metrics.update({f"holdout_{k}": v for k, v in _version_metrics(version, holdout).items()})
         metrics.update({"n_fit": len(fit), "n_stacking": len(stacking), "n_holdout": len(holdout)})
+        started = time.perf_counter()
+        metrics.update(feature_importance(version, holdout, c.importance_rows, c.training.seed))
+        self.last_timings["importance"] = time.perf_counter() - started
         version = dataclasses.replace(version, metrics={k: float(v) for k, v in metrics.items()})
         return version, holdout
 

@@ -24,7 +24,8 @@ class TrainingConfig(BaseModel):
 
     window: int = Field(32, ge=1)  # bars per input sequence
     width: int = Field(32, ge=4)  # hidden size of every member
-    epochs: int = Field(6, ge=1)
+    epochs: int = Field(6, ge=1)  # at most
+    patience: int | None = Field(None, ge=1)  # stop after this many epochs without a better val log-loss
     batch_size: int = Field(256, ge=1)
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
@@ -63,7 +64,8 @@ def train_model(
     """Train member ``name`` on windows ``X`` (n, window, F) and labels ``y`` in time order.
 
     The last ``val_fraction`` of rows is held out; the epoch with the lowest validation
-    log-loss is kept. Same inputs and seed give bit-identical weights.
+    log-loss is kept, and training stops ``patience`` epochs after it. Same inputs and seed give
+    bit-identical weights.
     """
     X, y = _check_inputs(X, y, config)
     n_val = int(round(len(y) * config.val_fraction))
@@ -80,7 +82,7 @@ def train_model(
     with _deterministic(config.seed, config.threads):
         module = build_module(name, X.shape[-1], config)
         bundle = ModelBundle(name, module, mean.astype(np.float32), std.astype(np.float32), config)
-        xs = torch.from_numpy(_standardise(bundle, fit_X))
+        xs = torch.from_numpy(standardise(bundle, fit_X))
         ys = torch.from_numpy(fit_y.astype(np.float32))
         opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         order_rng = torch.Generator().manual_seed(config.seed)
@@ -96,6 +98,8 @@ def train_model(
                 if best is None or val_loss < best[0]:
                     state = {k: v.detach().clone() for k, v in module.state_dict().items()}
                     best = (val_loss, epoch, state)
+                elif config.patience is not None and epoch - best[1] >= config.patience:
+                    break
         if best is not None:
             module.load_state_dict(best[2])
         module.eval()
@@ -118,7 +122,7 @@ def predict_proba(bundle: ModelBundle, X_windows: np.ndarray) -> np.ndarray:
     """P(label = 1) for each window (n, window, F), in large batches, as float64."""
     if len(X_windows) == 0:
         return np.zeros(0)
-    xs = torch.from_numpy(_standardise(bundle, X_windows))
+    xs = torch.from_numpy(standardise(bundle, X_windows))
     step = bundle.config.inference_batch
     bundle.module.eval()
     with torch.inference_mode():
@@ -147,7 +151,8 @@ def _epoch(
     return total / len(ys)
 
 
-def _standardise(bundle: ModelBundle, X: np.ndarray) -> np.ndarray:
+def standardise(bundle: ModelBundle, X: np.ndarray) -> np.ndarray:
+    """Windows scaled by the member's training mean and std, as float32."""
     return ((X - bundle.mean) / bundle.std).astype(np.float32)
 
 

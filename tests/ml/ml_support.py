@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from components.features import IndicatorFeatures, IndicatorFeaturesConfig
 from components.market.catalog import BUNDLED_DATA_DIR
 from components.market.loader import load_bars
 from components.ml.retrainer import Retrainer, RetrainerConfig
+from components.ml.trade_labels import ExitSeries
 from components.ml.training import TrainingConfig
-from core.market import Bars
+from components.regime_detector import RegimeDetector, RegimeDetectorConfig
+from core.market import Bars, MarketData, SymbolData
 
 FIVE_MIN = 300_000
 START_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC
@@ -45,6 +50,7 @@ def planted_bars(days: int, seed: int, symbol: str = "SYN/USDT", drift: float = 
 def tiny_retrainer(members: tuple[str, ...] = ("cnn", "attention_mlp"), **overrides) -> Retrainer:
     """Small enough to train in about a second on planted_bars(10, ...)."""
     config = {
+        "label": "bar",
         "horizon": 6,
         "fee": 0.0,
         "window_days": 8,
@@ -60,3 +66,26 @@ def tiny_retrainer(members: tuple[str, ...] = ("cnn", "attention_mlp"), **overri
 def end_ts(bars: Bars) -> int:
     """The moment the last bar closes."""
     return int(bars.ts[-1]) + bars.timeframe_ms
+
+
+def perturb_after(bars: Bars, t: int, seed: int) -> Bars:
+    """Same bars up to ``t``; every later bar rescaled (a valid candle still) and given another volume."""
+    rng = np.random.default_rng(seed)
+    scale = np.ones(len(bars))
+    scale[t + 1 :] = np.exp(rng.normal(0, 0.05, len(bars) - t - 1))
+    volume = bars.volume.copy()
+    volume[t + 1 :] = rng.exponential(volume.mean(), len(bars) - t - 1)
+    return dataclasses.replace(bars, open=bars.open * scale, high=bars.high * scale, low=bars.low * scale,
+                               close=bars.close * scale, volume=volume)
+
+
+def agent_exit_series(bars_by_symbol: dict[str, Bars], vol_lookback: int = 2016) -> dict[str, ExitSeries]:
+    """ATR and volatility regime per bar, as the hybrid agent's features and regime components share them."""
+    first = next(iter(bars_by_symbol.values()))
+    market = MarketData("spot", first.timeframe, first.timeframe_ms, first.ts,
+                        {s: SymbolData(b) for s, b in bars_by_symbol.items()})
+    shared: dict = {}
+    IndicatorFeatures("features", IndicatorFeaturesConfig()).prepare(market, shared)
+    RegimeDetector("regime", RegimeDetectorConfig(vol_lookback=vol_lookback, low_pct=0.25, high_pct=0.75)
+                   ).prepare(market, shared)
+    return {s: ExitSeries.from_shared(shared, s) for s in bars_by_symbol}

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -15,26 +13,12 @@ from components.ml.features import (
     resolved_until,
     windows,
 )
+from components.ml.labels import LabelRule
+from components.ml.trade_labels import TradeLabelConfig
 from core.market import Bars
+from tests.ml.ml_support import perturb_after
 
 N = 6000  # enough bars for every lookback (the longest is 302) several times over
-
-
-def perturb_after(bars: Bars, t: int, seed: int) -> Bars:
-    """Same bars up to ``t``; every later bar rescaled and given another volume."""
-    rng = np.random.default_rng(seed)
-    scale = np.ones(len(bars))
-    scale[t + 1 :] = np.exp(rng.normal(0, 0.05, len(bars) - t - 1))
-    volume = bars.volume.copy()
-    volume[t + 1 :] = rng.exponential(volume.mean(), len(bars) - t - 1)
-    return dataclasses.replace(
-        bars,
-        open=bars.open * scale,
-        high=bars.high * scale,
-        low=bars.low * scale,
-        close=bars.close * scale,
-        volume=volume,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +73,7 @@ def test_label_at_i_is_resolved_only_once_bar_i_plus_horizon_has_closed(bars: Ba
 def test_training_samples_at_now_ignore_every_later_bar(bars: Bars) -> None:
     horizon, now_idx = 12, 4000
     now_ts = int(bars.ts[now_idx]) + bars.timeframe_ms  # the moment bar now_idx closes
-    args = (now_ts, horizon, 0.0, 16, 10 * 86_400_000)
+    args = (now_ts, LabelRule("bar", horizon, 0.0, TradeLabelConfig()), 16, 10 * 86_400_000)
 
     samples = resolved_samples({"BTC/USDT": bars}, *args)
     perturbed = resolved_samples({"BTC/USDT": perturb_after(bars, now_idx, seed=1)}, *args)

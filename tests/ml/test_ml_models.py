@@ -90,3 +90,18 @@ def test_training_refuses_nan_rows_and_unknown_models(data: tuple[np.ndarray, np
         train_model("lstm", X, bad, CONFIG)
     with pytest.raises(ValueError, match="unknown model"):
         train_model("xgboost", X, y, CONFIG)
+
+
+def test_early_stopping_keeps_the_best_epoch_and_trains_no_longer_than_patience_after_it(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, y = data
+    X, y = X[:400], np.random.default_rng(3).integers(0, 2, 400).astype(np.float64)  # labels of a coin: it overfits
+
+    stopped, metrics = train_model("cnn", X, y, CONFIG.model_copy(update={"epochs": 20, "patience": 2}))
+    best = metrics["best_epoch"]
+    exact, _ = train_model("cnn", X, y, CONFIG.model_copy(update={"epochs": best + 1}))
+
+    assert len(metrics["val_loss"]) == best + 3 < 20
+    assert min(metrics["val_loss"]) == metrics["val_loss"][best]
+    np.testing.assert_array_equal(predict_proba(stopped, X), predict_proba(exact, X))

@@ -113,3 +113,41 @@ def test_bars_without_a_full_window_of_history_score_nan(good_version: EnsembleV
     scores = score_span(good_version, planted["SYN/USDT"], 0, 400)
 
     assert np.isnan(scores[:300]).all() and not np.isnan(scores[320:]).any()
+
+
+def test_the_base_rate_gate_lets_a_model_with_skill_gate_and_stops_one_without(
+    tmp_path: Path, planted: dict[str, Bars]
+) -> None:
+    now_ts = end_ts(planted["SYN/USDT"])
+    noise = {"SYN/USDT": planted_bars(10, seed=2, drift=0.0)}  # nothing to learn there
+    # a rare label (a 6-bar return above 0.4 %) and a model that barely moved from its random start
+    untrained = tiny_retrainer(fee=0.004, training=tiny_retrainer().config.training.model_copy(
+        update={"lr": 1e-7, "epochs": 1}))
+
+    skilled = tiny_retrainer().retrain(planted, now_ts, ModelRegistry(tmp_path / "planted"))
+    unskilled = untrained.retrain(noise, now_ts, ModelRegistry(tmp_path / "noise"))
+
+    for result, beats in ((skilled, 1.0), (unskilled, 0.0)):
+        m = result.metrics
+        assert m["beats_base_rate"] == beats
+        assert (m["live_log_loss"] < m["base_rate_log_loss"]) == bool(beats)
+        assert m["live_log_loss"] == m["challenger_log_loss"]  # the first model goes live
+        assert 0.0 < m["base_rate"] < 1.0 and 0.0 < m["label_base_rate"] < 1.0
+    # the verdict is kept with the version, so a resumed run reaches the same one
+    reopened = ModelRegistry(tmp_path / "noise").records()[0]
+    assert reopened.metrics["gate_beats_base_rate"] == 0.0
+    assert reopened.metrics["gate_label_base_rate"] == unskilled.metrics["label_base_rate"]
+
+
+def test_a_version_records_which_features_it_leans_on(good_version: EnsembleVersion) -> None:
+    m = good_version.metrics
+    features = good_version.feature_names
+    attention = {f: m[f"importance.attention.{f}"] for f in features}
+    permutation = {member: {f: m[f"importance.permutation.{member}.{f}"] for f in features}
+                   for member in (*good_version.ensemble.names, "ensemble")}
+
+    assert sum(attention.values()) == pytest.approx(1.0, abs=1e-5)
+    # the planted pattern is in the time of day: shuffling it costs the ensemble the most
+    ranked = sorted(permutation["ensemble"], key=permutation["ensemble"].get, reverse=True)
+    assert set(ranked[:2]) & {"tod_sin", "tod_cos"}
+    assert max(permutation["ensemble"].values()) > 0.05
