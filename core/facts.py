@@ -86,6 +86,7 @@ class AgentFacts:
     breaker_trips: deque[int] = field(default_factory=deque)
     failure: str | None = None  # the last component failure not yet acted on
     resume_requested: bool = False
+    exchange_refused: str | None = None  # the exchange refused the API keys (live): why, until a resume
     epsilon_drawn: bool = False  # an epsilon draw took a signal the gate rejected, this decision
     came_from: str = ""
 

@@ -50,6 +50,7 @@ class Agent:
         self._order_seq = 0
         self._now = 0
         self._moved = True  # the machine moved in the last bar: the next is looked at, not passed over
+        self.entries_paused = False  # ratchet-control RUN flatten pauses entries until resume
         self._pipelines = {
             state: sorted((components[c] for c in spec.components), key=lambda c: c.stage)
             for state, spec in config.machine.states.items()
@@ -180,10 +181,17 @@ class Agent:
 
     def apply_command(self, now: int, command: dict[str, str]) -> None:
         """An operator command (machine/operator.py), recorded with the bar it was taken at."""
-        if command["command"] == "resume":
-            self.facts.resume_requested = True
         self.recorder.adjustment(now, "operator_command", None, command, command.get("reason", ""),
                                  {"state": self.state})
+        if command["command"] == "resume":  # lifts a halt (the machine's guard), a flatten and refused keys
+            self.facts.resume_requested = True
+            self.facts.exchange_refused = None
+            self.entries_paused = False
+        elif command["command"] == "flatten":  # close everything at market, take no new entries until resume
+            self._now = now
+            self.entries_paused = True
+            for symbol, pos in list(self.exchange.positions.items()):
+                self._submit_exit(symbol, pos.side, pos.qty, ExitReason.OPERATOR)
 
     # --- parameter sets (machine/optimise) -------------------------------------------------------
     def schedule(self, job: Component) -> None:
@@ -220,6 +228,9 @@ class Agent:
                 component.on_trade_closed(t, self)
         for order_id, why in events.rejected:
             rec.adjustment(self._now, "order_rejected", None, {"order_id": order_id}, why, {})
+        rec.exchange_events(self._now, events)  # a live exchange's order lifecycle, reconciliation, journal
+        if events.halt is not None:
+            self.facts.exchange_refused = events.halt
 
     def _transition(self, now: int) -> None:
         fired = self.machine.evaluate(self.facts)
@@ -306,6 +317,8 @@ class Agent:
         self.recorder.exit_order(self._now, order, side, qty, self.state)
 
     def _submit_entry(self, d: Decision, equity: float) -> None:
+        if self.entries_paused:
+            return
         pending = sum(isinstance(o, EntryOrder) for o in self.exchange.pending_orders())
         open_or_pending = len(self.exchange.positions) + pending
         if open_or_pending >= self.config.max_open_positions:

@@ -97,6 +97,12 @@ def resume_requested(f: AgentFacts, _: Any) -> tuple[bool, Evidence]:
 
 
 @guard
+def exchange_refused(f: AgentFacts, _: Any) -> tuple[bool, Evidence]:
+    """The exchange refused the API keys (live): nothing can be sent until an operator resumes."""
+    return f.exchange_refused is not None, {"exchange_refused": f.exchange_refused}
+
+
+@guard
 def epsilon_drawn(f: AgentFacts, _: Any) -> tuple[bool, Evidence]:
     return f.epsilon_drawn, {"epsilon_drawn": f.epsilon_drawn}
 

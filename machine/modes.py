@@ -178,10 +178,6 @@ class LiveMode(PaperMode):
                                   "in a file or on the command line). Testnet keys go with exchange.testnet=true")
             keys = ApiKeys(exchange.api_key.get_secret_value(), exchange.api_secret.get_secret_value())
             self._client = connect(cfg.market.kind, exchange, keys=keys)
-            if cfg.market.kind == "futures" and exchange.testnet and exchange.base_url is None:
-                # ccxt refuses signed requests to the retired USDT-M testnet: Binance's demo trading replaced it
-                self._client.exchange.set_sandbox_mode(False)
-                self._client.exchange.enable_demo_trading(True)
         return self._client
 
     def account(self, cfg: RunConfig) -> BinanceAccount:

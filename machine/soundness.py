@@ -11,6 +11,7 @@ guard: what can make it true while the agent stays in a state (``GUARD_DRIVERS``
     entry      fixed when the state is entered breaker trips, the state the agent came from
     operator   an operator command             resume_requested (ratchet-control RUN resume)
     component  a component acts by its role    component_failed (fallback), epsilon_drawn
+    exchange   a live exchange's answer        exchange_refused (the API keys were refused)
 
 The rules (errors name ``agent.machine.states.<state>``):
 
@@ -56,6 +57,7 @@ class Driver(StrEnum):
     ENTRY = "entry"
     OPERATOR = "operator"
     COMPONENT = "component"
+    EXCHANGE = "exchange"  # what a live exchange answers (refused keys): a state only it leads to is a design
 
 
 GUARD_DRIVERS: dict[str, Driver] = {
@@ -74,6 +76,7 @@ GUARD_DRIVERS: dict[str, Driver] = {
     "trips_within_at_least": Driver.ENTRY,
     "came_from": Driver.ENTRY,
     "resume_requested": Driver.OPERATOR,
+    "exchange_refused": Driver.EXCHANGE,
     "component_failed": Driver.COMPONENT,
     "epsilon_drawn": Driver.COMPONENT,
 }

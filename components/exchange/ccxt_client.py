@@ -87,6 +87,8 @@ def make_client(kind: str, connection: ConnectionConfig, *, keys: ApiKeys | None
     exchange = getattr(ccxt, class_name)(settings)
     if connection.base_url is not None:
         exchange.urls = _rebased(exchange.urls, connection.base_url)
+    elif connection.testnet and kind == "futures":
+        exchange.enable_demo_trading(True)  # ccxt refuses the retired USDT-M testnet: demo trading replaced it
     elif connection.testnet:
         exchange.set_sandbox_mode(True)
     return exchange

@@ -390,7 +390,8 @@ class LiveExchange:
         """Book what Binance filled of ``working`` beyond what is booked, and record how it stands."""
         if working.status == "unknown":
             working.status = "sent"
-            self._update(events, working, "found", "found on Binance by its client id (its answer had not been recorded)", state)
+            self._update(events, working, "found",
+                         "found on Binance by its client id (its answer had not been recorded)", state)
         working.exchange_id = state.exchange_id or working.exchange_id
         grew = False
         if state.filled > working.filled + 1e-12 and working.exchange_id is not None:

@@ -48,11 +48,14 @@ def test_base_url_replaces_scheme_and_host_of_every_api_url_and_wins_over_testne
     assert local.enableRateLimit and local.timeout == 10_000
 
 
-def test_testnet_selects_binance_testnet_urls() -> None:
-    client = make_client("futures", ConnectionConfig(testnet=True, timeout_ms=2500))
+def test_testnet_selects_binance_demo_trading_for_usdt_m_and_the_spot_testnet() -> None:
+    futures = make_client("futures", ConnectionConfig(testnet=True, timeout_ms=2500))
+    spot = make_client("spot", ConnectionConfig(testnet=True))
 
-    assert client.urls["api"]["fapiPublic"] == "https://testnet.binancefuture.com/fapi/v1"
-    assert client.timeout == 2500
+    assert futures.urls["api"]["fapiPublic"] == "https://demo-fapi.binance.com/fapi/v1"  # the USDT-M testnet retired
+    assert futures.urls["api"]["fapiPrivate"] == "https://demo-fapi.binance.com/fapi/v1"
+    assert spot.urls["api"]["public"] == "https://testnet.binance.vision/api/v3"
+    assert futures.timeout == 2500
 
 
 @pytest.mark.parametrize(("kind", "path"), [("spot", "/api/v3/exchangeInfo"), ("futures", "/fapi/v1/exchangeInfo")])

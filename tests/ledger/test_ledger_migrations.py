@@ -14,6 +14,7 @@ from ledger.writer import Ledger
 BASE_TABLES = {
     "runs", "orders", "fills", "trades", "funding", "equity", "transitions", "adjustments",
     "models", "decisions", "data_issues", "notifications", "predictions", "state_tags",
+    "order_updates", "reconciliation", "exchange_replies",
 }
 LATEST = MIGRATIONS[-1].version
 

@@ -154,7 +154,7 @@ def test_a_v2_ledger_migrates_to_inferred_state_tags_and_a_null_mode(tmp_path):
         tags = ledger.query("SELECT run_id, agent, state, tag FROM state_tags ORDER BY state, tag")
         breaker = ledger.query("SELECT epoch_ms(ts), source, dest, trigger FROM breaker")
 
-    assert _version(path) == 3
+    assert _version(path) == MIGRATIONS[-1].version
     assert runs == [("old-run", None)]
     assert tags == [("old-run", "futures", "circuit_broken", "breaker"),
                     ("old-run", "futures", "exploring", "exploring"),
