@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from core.market import MarketData
 from machine.config import RunConfig
 from machine.optimise.backtest import Backtest, Leader
@@ -38,21 +40,28 @@ class Verdict:
 
 
 class Canary:
-    """Shadows of ``challenger`` and ``incumbent`` (component declarations) over bars ``start .. end``."""
+    """Shadows of ``challenger`` and ``incumbent`` (component declarations) from bar ``start`` of ``market``
+    to the first bar that closes at or after ``end_ts`` (in paper and live a bar not known yet)."""
 
     def __init__(self, cfg: RunConfig, challenger: Mapping[str, Mapping[str, Any]],
-                 incumbent: Mapping[str, Mapping[str, Any]], market: MarketData, start: int, end: int, *,
+                 incumbent: Mapping[str, Mapping[str, Any]], market: MarketData, start: int, end_ts: int, *,
                  leaders: Mapping[str, Leader], artifacts_dir: Path) -> None:
-        self.start, self.end = start, end  # the first bar and the verdict's bar, inclusive
-        known = min(len(market), end + 1)
+        self.start, self.end_ts = start, end_ts
+        known = self._known(market)
         self.shadows = tuple(Backtest(cfg, decls, market, start, known, leaders=leaders, artifacts_dir=artifacts_dir)
                              for decls in (challenger, incumbent))
 
+    def _known(self, market: MarketData) -> int:
+        """The bars a shadow may hold: up to the verdict's bar, as far as the market knows them."""
+        verdict_bar = int(np.searchsorted(market.ts, self.end_ts - market.timeframe_ms))
+        return min(len(market), verdict_bar + 1)
+
     def advance(self, market: MarketData, i: int) -> None:
         """Step both shadows through bar ``i`` (closed now; never past the verdict's bar)."""
+        known = self._known(market)
         for shadow in self.shadows:
-            shadow.grow(market, min(len(market), self.end + 1))
-            shadow.advance(min(i, self.end) + 1)
+            shadow.grow(market, known)
+            shadow.advance(min(i + 1, known))
 
     def verdict(self, objective: Objective, margin: float) -> Verdict:
         challenger, incumbent = (s.performance() for s in self.shadows)

@@ -121,7 +121,7 @@ class ParameterJob(Component):
             return i if self._pending.taken_at is None else max(i, self.agent.bar_closing_at(self._pending.taken_at))
         shadowing = self._canary or self._watch
         if shadowing is not None:
-            return max(i, shadowing.canary.end)
+            return max(i, self.agent.bar_closing_at(shadowing.canary.end_ts))
         return max(i, self.agent.bar_closing_at(self._due()))
 
     def on_clock(self, i: int, now: int, ctx: AgentContext) -> None:
@@ -139,9 +139,9 @@ class ParameterJob(Component):
         for shadowing in (self._canary, self._watch):
             if shadowing is not None:
                 shadowing.canary.advance(market, i)
-        if self._canary is not None and i >= self._canary.canary.end:
+        if self._canary is not None and now >= self._canary.canary.end_ts:
             self._judge_canary(i, now)
-        if self._watch is not None and i >= self._watch.canary.end:
+        if self._watch is not None and now >= self._watch.canary.end_ts:
             self._judge_watch(now)
         if self._pending is not None and self._pending.ready(now, self.agent.recorder.muted):
             self._propose(i, now)
@@ -229,13 +229,13 @@ class ParameterJob(Component):
                               "the set in force is the study's best: no challenger to canary", proposal)
             self.reviewed = now
             return
-        end = self.agent.bar_closing_at(now + int(self.config.canary_days * DAY_MS))
-        self._canary = self._shadowing(result.best, self.params, i, end, now, proposal)
+        self._canary = self._shadowing(result.best, self.params, i, now + int(self.config.canary_days * DAY_MS), now,
+                                       proposal)
 
-    def _shadowing(self, challenger: dict[str, Any], incumbent: dict[str, Any], i: int, end: int, now: int,
+    def _shadowing(self, challenger: dict[str, Any], incumbent: dict[str, Any], i: int, end_ts: int, now: int,
                    proposal: dict[str, Any]) -> _Shadowing:
         canary = Canary(self.cfg, merged(self.declared, challenger), merged(self.declared, incumbent),
-                        self.agent.market, i + 1, end, leaders=self.leaders, artifacts_dir=self.run_dir)
+                        self.agent.market, i + 1, end_ts, leaders=self.leaders, artifacts_dir=self.run_dir)
         return _Shadowing(canary, dict(challenger), dict(incumbent), now, proposal)
 
     # --- 3. canary -----------------------------------------------------------------------------
@@ -259,8 +259,8 @@ class ParameterJob(Component):
         before, entry = self._apply(now, "promotion", shadowing.challenger, reason)
         self._record_change("param_promotion", before, entry, shadowing.incumbent, reason, evidence)
         if c.watch_days > 0:
-            end = self.agent.bar_closing_at(now + int(c.watch_days * DAY_MS))
-            self._watch = self._shadowing(shadowing.incumbent, shadowing.challenger, i, end, now,
+            end_ts = now + int(c.watch_days * DAY_MS)
+            self._watch = self._shadowing(shadowing.incumbent, shadowing.challenger, i, end_ts, now,
                                           {"promoted": entry.version, "previous": before})
 
     # --- 4. watch ------------------------------------------------------------------------------
