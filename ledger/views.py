@@ -242,6 +242,40 @@ VIEWS: tuple[View, ...] = (
     LEFT JOIN max_drawdown USING ({keys}, agent)
     ORDER BY {keys}, agent
     """),
+    # ratchet-ablate names an ablated agent `<agent>~<arm>` (machine/ablation); the full agent keeps its name.
+    View("learning_effect", "ablation runs (ratchet-ablate): each arm's return, Sharpe, max drawdown and trades "
+         "beside the full agent's on the same market window, data and seed, and the effect (full minus arm)", """
+    WITH arms AS (
+        SELECT {keys}, agent, split_part(agent, '~', 1) AS base_agent,
+            coalesce(nullif(split_part(agent, '~', 2), ''), 'full') AS arm,
+            config ->> '$.market.name' AS market, coalesce(config ->> '$.market.start', '') AS window_start,
+            coalesce(config ->> '$.market.end', '') AS window_end, coalesce(data_fingerprint, '') AS data, seed
+        FROM runs),
+    steps AS (
+        SELECT {keys}, agent, equity / nullif(lag(equity) OVER w, 0) - 1 AS r, ts - lag(ts) OVER w AS dt
+        FROM equity WINDOW w AS (PARTITION BY {keys}, agent ORDER BY ts, wall_ts)),
+    ratios AS (  -- annualised as the report's Sharpe: mean / sd x sqrt(marks a year of 365.25 days)
+        SELECT {keys}, agent, avg(r) / nullif(stddev_samp(r), 0) * sqrt(31557600000 / median(dt)) AS sharpe
+        FROM steps WHERE r IS NOT NULL GROUP BY {keys}, agent),
+    figures AS (
+        SELECT arms.*, s."return", ratios.sharpe, s.max_drawdown, s.trades
+        FROM arms JOIN summary s USING ({keys}, agent) LEFT JOIN ratios USING ({keys}, agent)),
+    full_agent AS (
+        SELECT base_agent, market, window_start, window_end, data, seed, "return" AS full_return,
+            sharpe AS full_sharpe, max_drawdown AS full_max_drawdown, trades AS full_trades
+        FROM figures WHERE arm = 'full'),
+    ablated AS (  -- the windows some arm ran on: a full run elsewhere is no part of an ablation
+        SELECT DISTINCT base_agent, market, window_start, window_end, data, seed FROM figures WHERE arm <> 'full')
+    SELECT {keys}, base_agent AS agent, arm, market, nullif(window_start, '') AS window_start,
+        nullif(window_end, '') AS window_end,
+        "return", full_return, full_return - "return" AS return_effect,
+        sharpe, full_sharpe, full_sharpe - sharpe AS sharpe_effect,
+        max_drawdown, full_max_drawdown, full_max_drawdown - max_drawdown AS max_drawdown_effect,
+        trades, full_trades, full_trades - trades AS trades_effect
+    FROM figures JOIN ablated USING (base_agent, market, window_start, window_end, data, seed)
+    LEFT JOIN full_agent USING (base_agent, market, window_start, window_end, data, seed)
+    ORDER BY base_agent, market, window_start, arm <> 'full', arm, {keys}
+    """),
 )
 
 VIEW_NAMES: tuple[str, ...] = tuple(view.name for view in VIEWS)
