@@ -4,23 +4,22 @@ Every output has the input's length; the value at bar i uses inputs at bars <= i
 warm-up bars are NaN. Like TA-Lib's Python wrapper, leading NaNs in the input are skipped (so
 indicators compose: ``ema(atr(...), 10)``) and the warm-up starts at the first valid bar.
 
-What "matching TA-Lib" means, exactly: on NaN-free input, sma, ema, true_range, atr and rsi
-equal the TA-Lib 0.8 wheel's output (the dev dependency, C library 0.8.1) bit for bit. That
-library is compiled with reassociated arithmetic: RSI multiplies by a precomputed 1/n instead of
-dividing; ATR smooths as ``atr * ((n-1)/n) + tr * (1 - (n-1)/n)``; and on CPUs with FMA
-(TA-Lib picks the build at run time) ATR's and EMA's steps are fused multiply-adds, rounded
-once. All of it is reproduced here in plain Python, the fused steps with exact integer
-arithmetic, so our values are the same on every machine; on a CPU without FMA, TA-Lib's own
-ATR and EMA take their unfused build and differ from ours in the last bits.
+What "matching TA-Lib" means, exactly: on NaN-free input, sma, true_range and rsi equal the
+TA-Lib 0.8 wheel's output (the dev dependency, C library 0.8.1) bit for bit: its RSI multiplies
+by a precomputed 1/n instead of dividing, and so does ours. ema and atr follow TA-Lib's order of
+operations (EMA = (price - EMA_prev) * alpha + EMA_prev; ATR = ATR_prev * a + TR * (1 - a) with
+a = (n-1)/n), each step rounded as plain double arithmetic rounds it, which is TA-Lib's portable
+build. On CPUs with FMA (x86-64 FMA3) TA-Lib picks a build at run time whose steps are fused
+multiply-adds, rounded once: there ema and atr differ from TA-Lib's by at most 2e-15 relative over
+the bundled data (tests/components/test_indicators.py holds that bound). Plain steps keep the
+recursions fast (about 3 ms for 38k bars): they run as plain Python loops, numpy having no
+first-order recurrence.
 
 A NaN inside the input: sma restarts its running total after the NaN leaves the window, so the
 NaN spoils only the windows that hold it (TA-Lib's stays NaN for good); zscore and percentile
 rank are computed per window. The recursive filters (ema, atr, rsi) carry the NaN forward for
 good (TA-Lib 0.8's RSI writes 0 there instead, which would read as "oversold"). Bars from the
-loader hold none. Recursions run as plain Python loops over floats (numpy has no first-order
-recurrence, and closed forms would not match TA-Lib's rounding): on the bundled BTC 1h history
-(38k bars) sma and rsi take about 10 ms, ema and atr, with their exactly rounded fused steps,
-about 40 ms.
+loader hold none.
 """
 
 from __future__ import annotations
@@ -100,7 +99,7 @@ def ema(x: np.ndarray, n: int) -> np.ndarray:
     """Exponential moving average, alpha = 2/(n+1), seeded with the SMA of the first n values.
 
     As TA-Lib EMA: the first value, at index n-1, is the mean of the first n values; then
-    EMA = (price - EMA_prev) * alpha + EMA_prev, rounded once as TA-Lib's FMA build does.
+    EMA = (price - EMA_prev) * alpha + EMA_prev.
     """
     values = _series(x)
     _check_period("n", n)
@@ -108,13 +107,14 @@ def ema(x: np.ndarray, n: int) -> np.ndarray:
     out = _nans(len(values))
     if len(values) - start < n:
         return out
-    k = _Factor(2.0 / (n + 1))
+    k = 2.0 / (n + 1)
     tail = values[start:].tolist()
     level = _running_sum(tail[:n]) / n
     smoothed = [level]
+    append = smoothed.append
     for price in tail[n:]:
-        level = k.fused(price - level, level)
-        smoothed.append(level)
+        level = (price - level) * k + level
+        append(level)
     out[start + n - 1 :] = smoothed
     return out
 
@@ -134,7 +134,7 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndar
     """Average true range with Wilder smoothing (TA-Lib ATR).
 
     First value at index n: the mean of TR[1..n]; then ATR = ATR_prev * a + TR * (1 - a) with
-    a = (n-1)/n, rounded as TA-Lib's FMA build rounds it (see the module docstring).
+    a = (n-1)/n, as TA-Lib's portable build rounds it (see the module docstring).
     """
     _check_period("n", n)
     tr = true_range(high, low, close)
@@ -147,12 +147,13 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndar
         return out
     tail = tr[start:].tolist()
     level = _running_sum(tail[:n]) / n
-    keep = _Factor((n - 1) / n)
-    take = 1.0 - keep.value
+    keep = (n - 1) / n
+    take = 1.0 - keep
     smoothed = [level]
+    append = smoothed.append
     for value in tail[n:]:
-        level = keep.fused(level, value * take)
-        smoothed.append(level)
+        level = level * keep + value * take
+        append(level)
     out[start + n - 1 :] = smoothed
     return out
 
@@ -255,45 +256,6 @@ def log_returns(close: np.ndarray, k: int = 1) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             out[k:] = np.log(values[k:] / values[:-k])
     return out
-
-
-class _Factor:
-    """A constant factor y of fused multiply-adds ``x * y + z``, rounded once as an FMA instruction
-    rounds them (``math.fma`` arrives only in Python 3.13).
-
-    Dekker's product splits ``x * y`` exactly into a double and its rounding error, and
-    ``math.fsum`` rounds the three-term sum correctly. Where the split is not exact (a huge
-    ``x``, a product near underflow, inf or NaN) exact integer arithmetic takes over.
-    """
-
-    __slots__ = ("value", "_high", "_low")
-
-    _SPLITTER = 134_217_729.0  # 2**27 + 1: Veltkamp's split of a double into two 26-bit halves
-
-    def __init__(self, value: float) -> None:
-        if not abs(value) <= 1.0:
-            raise ValueError(f"a fused factor must be in [-1, 1], got {value}")
-        self.value = value
-        t = value * self._SPLITTER
-        self._high = t - (t - value)
-        self._low = value - self._high
-
-    def fused(self, x: float, z: float) -> float:
-        """x * self + z with a single rounding."""
-        product = x * self.value
-        if abs(x) < 1e290 and abs(product) > 1e-290:
-            t = x * self._SPLITTER
-            high = t - (t - x)
-            low = x - high
-            error = ((high * self._high - product) + high * self._low + low * self._high) + low * self._low
-            return math.fsum((product, error, z))
-        if not (math.isfinite(x) and math.isfinite(z)):
-            return product + z
-        x_num, x_den = x.as_integer_ratio()
-        y_num, y_den = self.value.as_integer_ratio()
-        z_num, z_den = z.as_integer_ratio()
-        return (x_num * y_num * z_den + z_num * x_den * y_den) / (x_den * y_den * z_den)  # rounds once
-
 
 def _running_sum(values: list[float]) -> float:
     """Left-to-right sum, as TA-Lib seeds its averages (``sum`` compensates from Python 3.12)."""
