@@ -24,6 +24,7 @@ class TradeStats:
     total_wins: float = 0.0
     total_losses: float = 0.0  # positive number
     consecutive_losses: int = 0
+    _evidence: dict[str, float | int | None] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def closed_trades(self) -> int:
@@ -48,6 +49,7 @@ class TradeStats:
         return p - (1.0 - p) / b
 
     def record(self, pnl: float) -> None:
+        self._evidence = None
         if pnl > 0.0:
             self.wins += 1
             self.total_wins += pnl
@@ -58,6 +60,12 @@ class TradeStats:
             self.consecutive_losses += 1
 
     def as_evidence(self) -> dict[str, float | int | None]:
+        """The Kelly inputs as a guard records them; the same until the next trade closes."""
+        if self._evidence is None:
+            self._evidence = self._inputs()
+        return self._evidence
+
+    def _inputs(self) -> dict[str, float | int | None]:
         return {
             "closed_trades": self.closed_trades,
             "wins": self.wins,

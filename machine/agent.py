@@ -149,7 +149,11 @@ class Agent:
         for component in self._scheduled:
             first = min(first, component.next_clock(i))
         positions = self.exchange.positions
-        for component in self._pipelines[self.machine.state]:
+        pipeline = self._pipelines[self.machine.state]
+        for symbol, position in positions.items():  # a managed position: usually every bar
+            if any(c.next_event(symbol, i, position) <= i for c in pipeline):
+                return i
+        for component in pipeline:
             for symbol in self._symbols:
                 first = min(first, component.next_event(symbol, i, positions.get(symbol)))
             if first <= i:
@@ -201,14 +205,20 @@ class Agent:
 
     def replace_components(self, declarations: dict[str, dict[str, Any]]) -> None:
         """Rebuild these components from their declarations, at a bar boundary (a parameter promotion
-        or rollback); every component is prepared again on the market so far, the others keep what
-        they learned. Only parameters change: a component keeps its class, so its place too."""
+        or rollback), and prepare them and every later stage (which may read what they share) on the
+        market so far; the others keep what they learned. Only parameters change: a component keeps
+        its class, so its place too."""
+        if not declarations:
+            return
         for name, decl in declarations.items():
             old, new = self.components[name], build_component(name, decl, f"agent.components.{name}")
             self.components[name] = new
             for group in (*self._pipelines.values(), self._scheduled, self._learners):
                 group[:] = [new if c is old else c for c in group]
-        self._prepare_components()
+        first = min(self.components[name].stage for name in declarations)
+        for c in sorted(self.components.values(), key=lambda c: c.stage):
+            if c.stage >= first:
+                c.prepare(self.market, self.shared)
         self._moved = True
 
     # --- internals --------------------------------------------------------------------------
@@ -269,7 +279,8 @@ class Agent:
         for component in pipeline:
             try:
                 component.on_bar(d, self)
-                _check_finite(d, component.name)
+                if d.entry:  # the sizes an entry would be made with
+                    _check_finite(d, component.name)
             except Exception as exc:  # noqa: BLE001 - isolation is the point: record and fall back
                 self._fail(component.name, symbol, exc)
                 return

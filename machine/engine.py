@@ -167,6 +167,7 @@ class _Loop:
         self.tf = market.timeframe_ms
         self.bars = 0
         self._uncommitted_since = (0, time.monotonic())
+        self._looked_at = -1.0  # wall clock of the last look for operator commands
         self.stopped = False
         self.resume_at: int | None = None
         self.taken: dict[int, list[dict[str, str]]] = {}
@@ -235,7 +236,7 @@ class _Loop:
         if i == self.resume_at:
             recorder.muted = False
         now = int(self.market.ts[i]) + self.tf
-        commands = self.taken.get(now, []) if recorder.muted else operator.take(self.run_dir)
+        commands = self.taken.get(now, []) if recorder.muted else self._commands()
         for command in commands:
             agent.apply_command(now, command)
         last = not self.feed.live and i == len(self.market) - 1
@@ -257,6 +258,16 @@ class _Loop:
     def _commit_and_publish(self) -> None:
         if self.recorder.commit():
             self.ledger.publish_snapshot()
+
+    def _commands(self) -> list[dict[str, str]]:
+        """Operator commands sent since the last look. Paper and live look at every bar; a replay, whose
+        bars pass in microseconds, every quarter second of wall time (its commands' bars are any bar)."""
+        if not self.feed.live:
+            now = time.monotonic()
+            if now - self._looked_at < 0.25:
+                return []
+            self._looked_at = now
+        return operator.take(self.run_dir)
 
     def _commit_due(self) -> bool:
         """Replay commits every ``commit_every_bars`` bars or ``commit_every_seconds``, whichever comes first:
