@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.indicators import ema, rsi
@@ -44,15 +45,13 @@ class EmaCrossSignal(Component):
         self._rsi: dict[str, list[float]] = {}
         for symbol, data in market.symbols.items():
             fast, slow = ema(data.bars.close, c.fast), ema(data.bars.close, c.slow)
-            above = (fast > slow).astype(int)  # NaN compares False: no cross during warm-up
-            valid = ~(fast != fast) & ~(slow != slow)
-            cross = [0] * len(above)
-            a, v = above.tolist(), valid.tolist()
-            for i in range(1, len(a)):
-                if v[i] and v[i - 1] and a[i] != a[i - 1]:
-                    cross[i] = 1 if a[i] else -1
-            self._cross[symbol] = cross
-            self._crossings[symbol] = [k for k, c in enumerate(cross) if c]
+            above = fast > slow  # NaN compares False: no cross during warm-up
+            valid = ~np.isnan(fast) & ~np.isnan(slow)
+            cross = np.zeros(len(above), dtype=np.int64)
+            flips = valid[1:] & valid[:-1] & (above[1:] != above[:-1])  # bar i against bar i - 1
+            cross[1:][flips] = np.where(above[1:][flips], 1, -1)
+            self._cross[symbol] = cross.tolist()
+            self._crossings[symbol] = np.flatnonzero(cross).tolist()
             self._rsi[symbol] = rsi(data.bars.close, c.rsi_period).tolist()
 
     def warmup_bars(self, timeframe_ms: int) -> int:

@@ -195,23 +195,24 @@ def migrate(
             f"CREATE TABLE IF NOT EXISTS {_VERSIONS_TABLE} "
             "(version INTEGER, applied_wall TIMESTAMP)"
         )
-    applied = []
-    for step in migrations:
-        if step.version <= current:
-            continue
+    pending = [step for step in migrations if step.version > current]
+    # an existing ledger moves one migration per transaction; a new one is made in one (a replay's
+    # ledger is new, and every transaction is a sync to disk)
+    batches = [pending] if current == 0 else [[step] for step in pending]
+    for batch in batches:
         con.begin()
         try:
-            con.execute(step.sql)
-            con.execute(
-                f"INSERT INTO {_VERSIONS_TABLE} VALUES (?, ?)",
-                [step.version, datetime.fromtimestamp(wall_clock(), UTC).replace(tzinfo=None)],
-            )
+            for step in batch:
+                con.execute(step.sql)
+                con.execute(
+                    f"INSERT INTO {_VERSIONS_TABLE} VALUES (?, ?)",
+                    [step.version, datetime.fromtimestamp(wall_clock(), UTC).replace(tzinfo=None)],
+                )
             con.commit()
         except duckdb.Error as exc:
             con.rollback()
             raise LedgerError(f"ledger {path}: migration {step.version} failed: {exc}") from exc
-        applied.append(step.version)
-    return applied
+    return [step.version for step in pending]
 
 
 def implied_rows(table: str, catalog: str, tables: Collection[str]) -> str | None:

@@ -20,14 +20,15 @@ def read_columns(path: Path, symbol: str, columns: tuple[str, ...]) -> dict[str,
     if not path.is_file():
         raise DataError(f"market data file not found: {path} ({symbol})")
     try:
-        schema = pq.read_schema(path)
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
         missing = [name for name in columns if name not in schema.names]
         if missing:
             raise DataError(
                 f"{path} ({symbol}) lacks column(s) {', '.join(missing)}; "
                 f"it has {', '.join(schema.names)}"
             )
-        table = pq.read_table(path, columns=list(columns))
+        table = parquet.read(columns=list(columns))
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read parquet file {path} ({symbol}): {exc}") from exc
     out = {}
