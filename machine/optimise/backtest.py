@@ -21,7 +21,7 @@ from components.exchange.sim import SimExchange
 from core.component import Component, build_component
 from core.errors import ConfigError
 from core.market import Bars, MarketData, SymbolData
-from core.records import ClosedTrade
+from core.records import ClosedTrade, EntryOrder
 from machine import engine  # the module: the engine imports this package in turn
 from machine.agent import Agent
 from machine.config import RunConfig
@@ -61,12 +61,13 @@ class ScoreTape:
 
 
 class Tape(Recorder):
-    """Records nothing to a ledger; keeps the equity marks and the closed trades."""
+    """Records nothing to a ledger; keeps the equity marks, the closed trades and why entries were taken."""
 
     def __init__(self, agent: str) -> None:
         super().__init__(None, agent)  # type: ignore[arg-type]  # never written to
         self._marks: list[np.ndarray] = []
         self.trades: list[ClosedTrade] = []
+        self.entries: list[tuple[int, str]] = []  # (bar close, reason) of each entry order
 
     def _append(self, table: str, row: dict[str, Any]) -> None:
         """Not kept: only the marks and the trades are."""
@@ -84,6 +85,9 @@ class Tape(Recorder):
 
     def trade(self, t: ClosedTrade) -> None:
         self.trades.append(t)
+
+    def entry_order(self, ts: int, o: EntryOrder) -> None:
+        self.entries.append((ts, o.reason))
 
     def marks(self) -> np.ndarray:
         return np.concatenate(self._marks) if self._marks else np.zeros(0)

@@ -74,8 +74,8 @@ def test_nested_parameters_and_defaults_of_a_component_can_vary():
     assert decls["kelly"] == cfg.agent.components["kelly"]  # untouched components stay as declared
 
 
-def test_the_shipped_agents_declare_a_valid_block_the_hybrid_on_the_futures_off():
-    hybrid = compose_run(*HYBRID).agent.optimise
-    futures = compose_run("agent=futures", "market=perp_1h").agent.optimise
-    assert hybrid is not None and hybrid.enabled and hybrid.every_days == 7 and hybrid.stale_after_days == 8
-    assert futures is not None and not futures.enabled
+def test_the_shipped_agents_declare_a_weekly_optimiser_that_is_off_until_enabled():
+    for agent in (compose_run(*HYBRID).agent, compose_run("agent=futures", "market=perp_1h").agent):
+        block = agent.optimise
+        assert block is not None and not block.enabled, agent.name
+        assert (block.every_days, block.stale_after_days, block.canary_days) == (7, 8, 7)

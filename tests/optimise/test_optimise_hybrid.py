@@ -13,7 +13,7 @@ from machine.engine import run_replay
 from tests.optimise.support import DAY_MS, first_close, param_rows
 
 HYBRID = ("agent=hybrid", "market=spot_1h", "market.symbols=[BTC/USDT,ETH/USDT]", "market.start=2023-06-01",
-          "market.end=2023-07-20", "agent.optimise.trials=10",
+          "market.end=2023-07-20", "agent.optimise.enabled=true", "agent.optimise.trials=10",
           "agent.components.ml_gate.retrainer.training.epochs=1",
           "agent.components.ml_gate.retrainer.training.max_samples=2000",
           "agent.components.ml_gate.retrainer.training.threads=1")

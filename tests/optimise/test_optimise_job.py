@@ -127,6 +127,15 @@ def test_a_canary_verdict_is_what_two_shadows_earn_on_the_bars_after_the_proposa
         assert (lead > 0.25) == (row["kind"] == "param_promotion")
 
 
+def test_stepping_over_quiet_bars_gives_the_optimiser_the_ledger_of_the_bar_by_bar_loop(tmp_path):
+    """Studies fall due, canaries end and shadows catch up at the same bars whichever loop steps them."""
+    overrides = (*FUTURES[:3], "market.end=2023-10-20", *FUTURES[4:])
+    skipped = run_replay(compose_run(*overrides), tmp_path / "skip")
+    stepped = run_replay(compose_run(*overrides, "skip_quiet_bars=false"), tmp_path / "step")
+    assert len(param_rows(skipped.ledger_path)) >= 8
+    assert comparable(skipped.ledger_path) == comparable(stepped.ledger_path)
+
+
 def test_the_same_config_seed_and_data_give_the_same_studies_and_promotions(run, tmp_path):
     cfg, result, rows = run
     again = run_replay(cfg, tmp_path / "again")
