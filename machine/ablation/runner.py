@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from components.ml_gate import MLGate
 from core.errors import ConfigError, RatchetError
 from ledger.cli import connect_sweep, find_ledgers, json_value
 from ledger.overrides import hydra_overrides, told
@@ -229,8 +230,6 @@ class Sweep:
 
 def placebo_arms(plan: Plan, sweep: Sweep, say: Callable[[str], None] = print) -> tuple[list[Arm], list[str]]:
     """Each filter's coin and Kelly's random risk, matched to what the full agent did; notes for those skipped."""
-    from components.ml_gate import MLGate
-
     arms, notes = [], []
     full_runs = sweep.run_dirs(FULL, plan.stretches)
     a = AgentDeclaration(plan.agent)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from machine.ablation.cli import main
@@ -39,3 +44,9 @@ def test_bad_input_ends_in_one_line_naming_what_is_wrong(capsys, argv, says):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == ""
     assert err.startswith(f"ratchet-ablate: {says}") and err.count("\n") == 1
+
+
+def test_the_console_script_is_declared_and_installed():
+    scripts = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["ratchet-ablate"] == "machine.ablation.cli:main"
+    assert shutil.which("ratchet-ablate", path=str(Path(sys.executable).parent)) is not None
