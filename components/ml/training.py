@@ -32,7 +32,7 @@ class TrainingConfig(BaseModel):
     seed: int = 0
     max_samples: int | None = Field(12_000, ge=1)  # evenly spaced subsample of the fit rows
     val_fraction: float = Field(0.15, ge=0, lt=1)  # most recent rows; selects the best epoch
-    threads: int = Field(2, ge=1)
+    threads: int = Field(1, ge=1)  # torch intra-op threads, training and inference: 1 never oversubscribes a sweep
     inference_batch: int = Field(8192, ge=1)
 
 
@@ -125,7 +125,7 @@ def predict_proba(bundle: ModelBundle, X_windows: np.ndarray) -> np.ndarray:
     xs = torch.from_numpy(standardise(bundle, X_windows))
     step = bundle.config.inference_batch
     bundle.module.eval()
-    with torch.inference_mode():
+    with _threads(bundle.config.threads), torch.inference_mode():
         logits = [bundle.module(xs[i : i + step]) for i in range(0, len(xs), step)]
     return torch.sigmoid(torch.cat(logits)).double().numpy()
 
@@ -173,16 +173,27 @@ def _check_inputs(
 
 
 @contextlib.contextmanager
+def _threads(threads: int) -> Iterator[None]:
+    """Torch's intra-op threads pinned to ``threads`` (parallel runs on shared cores must not
+    oversubscribe them), restored after."""
+    previous = torch.get_num_threads()
+    if previous != threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if previous != threads:
+            torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
 def _deterministic(seed: int, threads: int) -> Iterator[None]:
     """Seed torch, force deterministic kernels and pin threads; restore all three after."""
-    prev_threads = torch.get_num_threads()
     prev_det = torch.are_deterministic_algorithms_enabled()
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _threads(threads):
         torch.manual_seed(seed)
-        torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(True)
         try:
             yield
         finally:
             torch.use_deterministic_algorithms(prev_det)
-            torch.set_num_threads(prev_threads)
