@@ -92,7 +92,8 @@ def run(argv: list[str], *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) 
         workers = [_spawn_worker(argv, name, folder) for _ in range(options.jobs - 1)]
         progress = Progress(err)
         progress.start(f"study {name}", optimise.trials)
-        began = time.perf_counter()
+        had, began = study.finished(), time.perf_counter()
+        progress.advance(had)
         try:
             result = study.run(optimise.trials, evaluate, first=first,
                                on_trial=lambda done, total: progress.advance(done - progress.count))
@@ -100,7 +101,8 @@ def run(argv: list[str], *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) 
             progress.done()
             for worker in workers:
                 worker.wait()
-        _report(out, result, optimise, folder, time.perf_counter() - began, learned_s, bool(leaders))
+        _report(out, result, optimise, folder, study.finished() - had, time.perf_counter() - began, learned_s,
+                bool(leaders))
     except (RatchetError, HydraException, OmegaConfBaseException) as exc:
         print(f"{PROG}: {describe(exc)}", file=err)
         return USER_ERROR
@@ -148,12 +150,12 @@ def _spawn_worker(argv: list[str], name: str, folder: Path) -> subprocess.Popen[
                             stdout=subprocess.DEVNULL)
 
 
-def _report(out: TextIO, result: StudyResult, optimise: OptimiseConfig, folder: Path, seconds: float,
+def _report(out: TextIO, result: StudyResult, optimise: OptimiseConfig, folder: Path, ran: int, seconds: float,
             learned_s: float, learned: bool) -> None:
-    rate = result.complete / seconds if seconds > 0 else float("inf")
+    rate = f", {ran / seconds:.1f} trials/s" if ran and seconds > 0 else ""
     models = f"; models learned or loaded in {learned_s:.1f} s" if learned else ""
     print(f"study {result.name}: {result.complete} trials complete, {result.pruned} pruned "
-          f"({seconds:.1f} s in this call, {rate:.1f} trials/s{models})", file=out)
+          f"({ran} in this call, {seconds:.1f} s{rate}{models})", file=out)
     first = "n/a" if result.first_value is None else f"{result.first_value:.4g}"
     print(f"best {optimise.objective}: {result.best_value:.4g} (the set in force: {first})", file=out)
     perf = result.best_performance

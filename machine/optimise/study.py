@@ -18,12 +18,14 @@ import contextlib
 import math
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
 from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, Trial, TrialState
@@ -61,10 +63,14 @@ class StudyResult:
 def open_storage(spec: str) -> BaseStorage:
     """An RDB URL (``sqlite:///...``), or a path to a journal file (its folder made)."""
     if "://" in spec:
-        try:
-            return optuna.storages.RDBStorage(spec)
-        except (ImportError, ValueError, optuna.exceptions.OptunaError) as exc:
-            raise ConfigError(f"optimise.storage: cannot open {spec!r}: {exc}") from None
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(spec)
+            except sqlalchemy.exc.IntegrityError:  # another worker is creating the same new database
+                time.sleep(0.2 * (attempt + 1))
+            except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.OptunaError) as exc:
+                raise ConfigError(f"optimise.storage: cannot open {spec!r}: {exc}") from None
+        return optuna.storages.RDBStorage(spec)
     path = Path(spec).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))

@@ -161,7 +161,7 @@ def test_a_run_stopped_mid_canary_resumes_to_the_uninterrupted_ledger_reusing_it
     assert trials_before < uninterrupted == _trials(folder / "params" / "studies.journal")
 
 
-KILLED = (*FUTURES[:3], "market.end=2023-09-20", *FUTURES[4:6], "agent.optimise.trials=30")
+KILLED = (*FUTURES[:3], "market.end=2023-09-12", *FUTURES[4:6], "agent.optimise.trials=30")
 
 
 def test_kill_9_in_the_middle_of_a_study_and_a_restart_finish_it_as_if_uninterrupted(tmp_path):
