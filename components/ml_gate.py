@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -28,13 +29,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.ml.dataset import head
+from components.ml.ensemble import Ensemble
 from components.ml.labels import LabelRule
 from components.ml.registry import ModelRecord, ModelRegistry
 from components.ml.retrainer import Retrainer, RetrainerConfig
 from components.ml.scoring import score_span_members
 from components.ml.trade_labels import CHUNK, ExitSeries
 from components.ml.version import EnsembleVersion
-from core.component import AgentContext, Component, Decision, Stage
+from core.component import NEVER, AgentContext, Component, Decision, Stage
 from core.errors import ConfigError
 from core.market import Bars, MarketData
 from core.records import ClosedTrade
@@ -79,6 +81,18 @@ class _Training:
         if self.live_from is not None:
             return now >= self.live_from
         return self.future.done()
+
+
+@dataclass(frozen=True)
+class _Span:
+    """A live version's bars ``[start, end)``: its member scores so far, the combiner it went live with."""
+
+    start: int
+    end: int
+    version: EnsembleVersion
+    ensemble: Ensemble
+    base_rate: float | None
+    probs: dict[str, np.ndarray]
 
 
 class MLGateConfig(BaseModel):
@@ -134,6 +148,8 @@ class MLGate(Component):
         self._gated: deque[bool] = deque(maxlen=self.config.lookback_trades)
         self._epsilon: EpsilonDraw | None = None
         self._horizon = self.config.retrainer.horizon
+        self._spans: list[_Span] = []  # every live version's span, for ``probability``
+        self._leader: Callable[[str, int], float | None] | None = None  # set by ``follow``
 
     def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
         self._bars: dict[str, Bars] = {s: d.bars for s, d in market.symbols.items()}
@@ -161,6 +177,9 @@ class MLGate(Component):
 
     # --- learning on the clock --------------------------------------------------------------
     def on_clock(self, i: int, now: int, ctx: AgentContext) -> None:
+        if self._leader is not None:  # a follower learns nothing
+            self._epsilon = self._epsilon or EpsilonDraw(self.config.epsilon, ctx.seed)
+            return
         if self._epsilon is None:
             self._epsilon = EpsilonDraw(self.config.epsilon, ctx.seed)
             self._registry = ModelRegistry(ctx.artifacts_dir / "models")
@@ -246,6 +265,8 @@ class MLGate(Component):
         self._span_start, self._span_end = i, i + span
         self._probs = {s: np.empty((0, len(self._live.members))) for s in self._bars}
         self._score_known_bars()
+        self._spans.append(_Span(i, i + span, self._live, Ensemble.from_state(self._live.ensemble.state()),
+                                 self._base_rate, self._probs))
 
     def _score_known_bars(self) -> None:
         """Score the span's bars known so far: all at once in replay, as they close in paper and live."""
@@ -269,6 +290,9 @@ class MLGate(Component):
 
     def _predict(self, symbol: str, i: int) -> _Prediction | None:
         """The live version's prediction for bar ``i`` with the weights in force now, or None."""
+        if self._leader is not None:
+            p = self._leader(symbol, i)
+            return None if p is None else _Prediction(i, "leader", np.empty(0), p)
         if self._live is None:
             return None
         members = self._member_probs(symbol, i)
@@ -379,6 +403,30 @@ class MLGate(Component):
                        {"win_rate": win_rate, "target_win_rate": c.target_win_rate, "tolerance": c.tolerance,
                         "gated_trades": len(self._gated), "trade_id": trade.trade_id})
             self.threshold = new
+
+    # --- followers: the optimiser's trials and shadows gate on the live gate's scores -----------
+    def follow(self, leader: Callable[[str, int], float | None]) -> None:
+        """Gate on ``leader(symbol, i)`` (the live gate's ``probability``) instead of learning: nothing
+        is trained, scored, predicted or recorded here (machine/optimise: a trial or a shadow)."""
+        self._leader = leader
+
+    def next_clock(self, i: int) -> int:
+        return NEVER if self._leader is not None else super().next_clock(i)
+
+    def probability(self, symbol: str, i: int) -> float | None:
+        """What bar ``i`` (closed by now) of ``symbol`` scores under the version live at that bar, combined
+        with the weights it went live with (the base rate where that stood in); None before the first
+        version or without a full feature window."""
+        span = next((s for s in reversed(self._spans) if s.start <= i), None)
+        if span is None or i >= span.end:
+            return None
+        probs, k = span.probs[symbol], i - span.start
+        if k >= len(probs):  # paper, live: scored as bars close
+            probs = span.probs[symbol] = np.concatenate(
+                [probs, score_span_members(span.version, self._bars[symbol], span.start + len(probs), i + 1)])
+        if np.isnan(probs[k]).any():
+            return None
+        return span.base_rate if span.base_rate is not None else float(span.ensemble.combine(probs[k])[0])
 
 
 class RelaxThresholdsConfig(BaseModel):
