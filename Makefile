@@ -35,11 +35,18 @@ chromium:
 test: $(STAMP) $(SCALE) chromium
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
-bench: $(STAMP)
-	$(PY) benchmarks/bench_replay.py
+## Issue 11's speed targets, each with its measured value and ratio (a quiet machine: minutes).
+## backtesting.py runs from a throwaway venv of its own (.venv-bt), never a dependency of Ratchet.
+BT := .venv-bt/bin/python
+$(BT):
+	python3 -m venv .venv-bt
+	$(BT) -m pip install -q backtesting pyarrow 'ta-lib==0.8.*'
+
+bench: $(STAMP) $(BT)
+	$(PY) benchmarks/targets.py --backtesting-python $(BT)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) runs/*/ multirun
+	rm -rf $(VENV) .venv-bt runs/*/ multirun
