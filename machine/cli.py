@@ -39,6 +39,7 @@ trade, funding payment, transition and learning adjustment lands in the run fold
   ratchet-control RUN status|resume   what a run is doing; lift a halt
   ratchet-download [OVERRIDE ...]     Binance candles, mark prices and funding into market.data_dir
   ratchet-optimise [OVERRIDE ...]     a study of the agent's optimise block; the best set as overrides
+  ratchet-ablate [OVERRIDE ...]       which learning loops help: each switched off, with intervals and placebos
   ratchet-catalog [WHAT]              the markets, local data and its dates, guards and components
 
 == Examples ==
@@ -130,7 +131,8 @@ def _run(cfg: DictConfig) -> None:
         print(f"stopped on request after {result.bars} bars, everything committed; run the same command "
               f"with hydra.run.dir={run_dir} to go on")
     print(render(summary, run_dir))
-    _write_report(run_dir)
+    if run_cfg.report:
+        _write_report(run_dir)
 
 
 def _write_report(run_dir: Path) -> None:

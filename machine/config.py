@@ -98,6 +98,7 @@ class RunConfig(_Frozen):
     starting_cash: float = Field(default=10_000.0, gt=0)
     commit_every_bars: int = Field(default=100_000, ge=1)  # replay: at least this often (paper, live: every bar)
     commit_every_seconds: float = Field(default=5.0, gt=0)  # replay: and at least this often, wall clock
+    report: bool = True  # write report.html when the run ends (about a second and 5 MB)
     skip_quiet_bars: bool = True  # replay: step over bars where nothing can happen (false: look at every bar)
     resume: bool = True  # continue the run a folder holds (same config and data); false: refuse a used folder
     mode: dict[str, Any] = Field(default_factory=lambda: {"_target_": "machine.modes.ReplayMode"})

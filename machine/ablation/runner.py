@@ -162,7 +162,7 @@ def launch(plan: Plan, arms: Sequence[Arm], folder: str, launcher: Sequence[str]
     """One ``ratchet -m`` over ``arms`` x the stretches into ``out/folder``; its output goes to ``folder.log``."""
     write_options(plan, arms)
     check_arms(plan, arms)
-    args = [*plan.base, "+ablation=" + ",".join(a.name for a in arms),
+    args = [*plan.base, "report=false", "+ablation=" + ",".join(a.name for a in arms),
             "+stretch=" + ",".join(s.name for s in plan.stretches),
             f"hydra.sweep.dir={(plan.out / folder).resolve()}",
             "hydra.sweep.subdir='${hydra.runtime.choices.stretch}/${hydra.runtime.choices.ablation}'", *launcher]
