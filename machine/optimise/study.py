@@ -63,14 +63,15 @@ class StudyResult:
 def open_storage(spec: str) -> BaseStorage:
     """An RDB URL (``sqlite:///...``), or a path to a journal file (its folder made)."""
     if "://" in spec:
-        for attempt in range(5):
+        for attempt in range(6):
             try:
                 return optuna.storages.RDBStorage(spec)
-            except sqlalchemy.exc.IntegrityError:  # another worker is creating the same new database
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as exc:
+                if attempt == 5:  # not another worker creating the same new database: a real failure
+                    raise ConfigError(f"optimise.storage: cannot open {spec!r}: {_first_line(exc)}") from None
                 time.sleep(0.2 * (attempt + 1))
             except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.OptunaError) as exc:
-                raise ConfigError(f"optimise.storage: cannot open {spec!r}: {exc}") from None
-        return optuna.storages.RDBStorage(spec)
+                raise ConfigError(f"optimise.storage: cannot open {spec!r}: {_first_line(exc)}") from None
     path = Path(spec).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
@@ -180,6 +181,10 @@ def suggest(trial: Trial, key: str, rng: ParamRange) -> Any:
 
 def _params(trial: FrozenTrial, space: Mapping[str, ParamRange]) -> dict[str, Any]:
     return {key: trial.params[key] for key in space}
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _seed(seed: int, index: int) -> int:
