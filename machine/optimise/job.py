@@ -211,7 +211,7 @@ class ParameterJob(Component):
         assert pending is not None
         result = pending.future.result()
         if pending.taken_at is None:
-            self._note_taken(result.name, pending.requested_at, now)
+            self._note_taken(result.name, now)
         evidence: dict[str, Any] = {
             **result.summary(), "objective": self.config.objective, "requested_at": pending.requested_at,
             "taken_at": now, "window": {"from": pending.window[0], "to": pending.window[1]},
@@ -307,7 +307,7 @@ class ParameterJob(Component):
             return None
         return json.loads(path.read_text()).get(study)
 
-    def _note_taken(self, study: str, requested_at: int, now: int) -> None:
+    def _note_taken(self, study: str, now: int) -> None:
         path = self.folder / PROPOSALS
         taken = json.loads(path.read_text()) if path.exists() else {}
         if taken.get(study) != now:
