@@ -140,6 +140,12 @@ VIEWS: tuple[View, ...] = (
     SELECT {keys}, ts, agent, kind, before, after, reason, evidence
     FROM adjustments ORDER BY {keys}, ts, wall_ts
     """),
+    View("params", "every parameter set the optimiser put in force (promotion or rollback): version, "
+         "the version it replaced, the parameters, and the hashed file in RUN/params", """
+    SELECT {keys}, ts, agent, kind, after ->> '$.version' AS version, before ->> '$.version' AS replaced,
+        after -> '$.params' AS params, evidence ->> '$.file' AS file, evidence ->> '$.sha256' AS sha256, reason
+    FROM adjustments WHERE kind IN ('param_promotion', 'param_rollback') ORDER BY {keys}, ts, wall_ts
+    """),
     View("kelly", "Kelly risk changes with their inputs (p, b, f*, regime factor, cap) as columns", f"""
     SELECT {{keys}}, ts, agent, kind, {_evidence("p")}, {_evidence("b")}, {_evidence("f_star")},
         {_evidence("regime_factor")}, {_evidence("cap")},

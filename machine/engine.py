@@ -24,12 +24,11 @@ from core.facts import AgentFacts
 from core.market import MarketData
 from core.protocols import Exchange, Feed
 from ledger.writer import Ledger
-from machine import operator
+from machine import operator, optimise
 from machine.agent import Agent
 from machine.config import RunConfig
 from machine.modes import Mode, build_mode
 from machine.notices import Notices
-from machine.optimise import job as optimise
 from machine.recorder import Recorder
 from machine.run_folder import LEDGER_FILE, claim
 

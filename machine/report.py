@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger.cli import connect_sweep, json_value
+from ledger.report.data import tagged_states
 from ledger.report.metrics import format_trading_metrics, run_metrics
-
-_FREQUENT = "exploring"  # clock- and draw-driven visits: counted above, too many to list one by one
 
 
 def _iso(ms: int | None) -> str:
@@ -41,10 +40,11 @@ def summarize(ledger_path: Path) -> dict[str, Any]:
         funding = _rows(con, "SELECT agent, sum(paid) AS paid, sum(received) AS received "
                              "FROM funding_summary GROUP BY agent")
         issues = _rows(con, "SELECT kind, count(*) AS n FROM data_issues GROUP BY kind ORDER BY kind")
+        exploring = tagged_states(con, "exploring")  # clock- and draw-driven visits: too many to list
     finally:
         con.close()
     metrics = json_value(run_metrics(ledger_path)) if summary else None  # one run is one agent
-    out: dict[str, Any] = {"ledger": str(ledger_path), "agents": {},
+    out: dict[str, Any] = {"ledger": str(ledger_path), "agents": {}, "exploring_states": exploring,
                            "data_issues": {i["kind"]: int(i["n"]) for i in issues}}
     for row in summary:
         agent = row["agent"]
@@ -97,7 +97,8 @@ def render(summary: dict[str, Any], run_dir: Path, max_transitions: int = 25) ->
             key = (t["source"], t["dest"], t["trigger"])
             counts[key] = counts.get(key, 0) + 1
         lines += [f"    {n:>4} x {src} -> {dst}  [{trig}]" for (src, dst, trig), n in counts.items()]
-        notable = [t for t in a["transitions"] if _FREQUENT not in (t["source"], t["dest"])]
+        frequent = set(summary.get("exploring_states", ()))
+        notable = [t for t in a["transitions"] if not frequent & {t["source"], t["dest"]}]
         if notable:
             lines.append("  risk-mode moves (exploration aside), with the guards that fired:")
         lines += [f"    {t['ts']}  {t['source']} -> {t['dest']}  {t['reason']}" for t in notable[:max_transitions]]

@@ -9,3 +9,21 @@
 ``job``        the schedule on the agent's clock that ties them together (replay, paper, live)
 ``cli``        ``ratchet-optimise``: one study over any window, for users
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from machine.agent import Agent
+    from machine.config import RunConfig
+
+
+def attach(cfg: RunConfig, run_dir: Path, agent: Agent) -> None:
+    """Schedule the optimiser on the agent's clock when its ``optimise`` block is declared and enabled
+    (Optuna is imported only then: a replay that does not optimise does not carry it)."""
+    if cfg.agent.optimise is not None and cfg.agent.optimise.enabled:
+        from machine.optimise.job import ParameterJob
+
+        agent.schedule(ParameterJob(cfg, run_dir, agent))

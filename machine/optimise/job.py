@@ -49,12 +49,6 @@ PROPOSALS = "proposals.json"
 JOURNAL = "studies.journal"
 
 
-def attach(cfg: RunConfig, run_dir: Path, agent: Agent) -> None:
-    """Schedule the optimiser on the agent's clock when its ``optimise`` block is declared and enabled."""
-    if cfg.agent.optimise is not None and cfg.agent.optimise.enabled:
-        agent.schedule(ParameterJob(cfg, run_dir, agent))
-
-
 def iso(ts: int) -> str:
     return datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m-%dT%H:%M")
 

@@ -27,7 +27,7 @@ from components.market.polling_feed import PollingFeed
 from core.records import BarEvents, EntryOrder, ExitOrder, ExitReason
 from ledger.writer import Ledger
 from machine.engine import _run_id
-from machine.modes import exchange_journal
+from machine.exchange_modes import exchange_journal
 from machine.recorder import Recorder
 from machine.run_folder import LEDGER_FILE
 

@@ -19,7 +19,7 @@ from core.errors import ConfigError
 from ledger.writer import Ledger
 from machine.compose import compose_run
 from machine.engine import _run_id, run_replay
-from machine.modes import LiveConfig, LiveMode
+from machine.exchange_modes import LiveConfig, LiveMode
 from tests.live.conftest import HOUR, T0, lockstep, rows
 from tests.support.binance import FakeBinance, FakeClock
 from tests.support.binance.account_routes import Venue

@@ -169,11 +169,13 @@ def test_a_paper_run_refuses_an_unknown_symbol_before_the_folder_is_made(tmp_pat
 def test_a_retrain_runs_beside_the_paper_loop_and_its_champion_is_swapped_in_when_ready(tmp_path):
     run_dir = tmp_path / "hybrid"
     with FakeBinance(FakeClock(T0)) as exchange:
-        exchange.clock.run(20 * 3600)  # 20 hours a second: bars close while the first model trains
+        # 6 hours a second: bars close while the first model trains (about 2 s on an idle core), and 80 bars
+        # leave it some 13 s to finish on a busy machine
+        exchange.clock.run(6 * 3600)
         cfg = compose_run("agent=hybrid", "market=spot_1h", "market.symbols=[BTC/USDT,ETH/USDT]", "mode=paper",
                           f"exchange.base_url={exchange.base_url}", "mode.poll_seconds=0.02",
                           "exchange.rate_limit_ms=1")
-        run_replay(cfg, run_dir, stop_after_bars=40)
+        run_replay(cfg, run_dir, stop_after_bars=80)
     con = duckdb.connect(str(run_dir / "ledger.duckdb"), read_only=True)
     try:
         (evidence,) = con.execute("SELECT evidence FROM adjustments WHERE kind = 'model_retrain'").fetchone()

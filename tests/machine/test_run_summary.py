@@ -43,3 +43,16 @@ def test_every_kind_of_issue_is_counted(tmp_path):
     text = render({"ledger": "x", "agents": {}, "data_issues": {"duplicate": 3, "gap": 1}}, tmp_path)
 
     assert f"data issues: 3 duplicate, 1 gap; read them: ratchet-ledger {tmp_path}" in text
+
+
+def test_the_risk_mode_list_leaves_out_the_states_tagged_exploring_whatever_their_name(tmp_path):
+    moves = [("conservative", "scouting", "explore"), ("scouting", "conservative", "end_exploring"),
+             ("conservative", "circuit_broken", "trip_drawdown")]
+    agent = {"trades": 0, "net_pnl": 0.0, "fees": 0.0, "funding_paid": 0.0, "funding_received": 0.0,
+             "time_in_state": {}, "transitions": [
+                 {"ts": "2024-01-01 00:00", "source": s, "dest": d, "trigger": t, "reason": t} for s, d, t in moves]}
+    summary = {"ledger": "x", "agents": {"futures": agent}, "data_issues": {}, "exploring_states": ["scouting"]}
+
+    listed = render(summary, tmp_path).split("with the guards that fired:\n")[1].splitlines()
+
+    assert [line.split()[2:5] for line in listed if "->" in line] == [["conservative", "->", "circuit_broken"]]

@@ -12,11 +12,13 @@ import subprocess
 import sys
 import time
 
+import duckdb
 import optuna
 import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from ledger.views import create_views
 from machine.compose import compose_run
 from machine.engine import load_run_market, run_replay
 from machine.optimise.backtest import Backtest
@@ -104,6 +106,13 @@ def test_each_promoted_set_is_a_versioned_hashed_file_with_its_history(run):
         assert (change["ts"], change["after"]["version"], change["evidence"]["sha256"]) == (
             entry["at"], entry["version"], entry["sha256"])
         assert change["evidence"]["file"] == f"params/{entry['file']}"
+    con = duckdb.connect(str(result.ledger_path), read_only=True)
+    create_views(con)
+    view = con.execute("SELECT epoch_ms(ts), kind, version, params, file, sha256 FROM params").fetchall()
+    con.close()
+    assert [(*row[:3], json.loads(row[3]), *row[4:]) for row in view] == [
+        (e["at"], f"param_{e['kind']}", e["version"], e["params"], f"params/{e['file']}", e["sha256"])
+        for e in history[1:]]
     assert index["current"] == history[-1]["version"] == history[-3]["version"]  # rolled back to the set before
 
 
