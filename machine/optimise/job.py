@@ -38,7 +38,7 @@ from core.errors import ConfigError
 from machine.agent import Agent
 from machine.config import RunConfig
 from machine.optimise.backtest import Leader, ScoreTape, evaluator
-from machine.optimise.canary import Canary
+from machine.optimise.canary import Canary, Verdict
 from machine.optimise.promotion import Kind, ParamsEntry, ParamsRegistry, canonical, write_atomically
 from machine.optimise.space import OptimiseConfig, in_force, learns_on_clock, merged, overrides
 from machine.optimise.study import Study, StudyResult, open_storage
@@ -232,15 +232,20 @@ class ParameterJob(Component):
                         self.agent.market, i + 1, end_ts, leaders=self.leaders, artifacts_dir=self.run_dir)
         return _Shadowing(canary, dict(challenger), dict(incumbent), now, proposal)
 
+    def _judged(self, shadowing: _Shadowing, stage: str, now: int) -> tuple[Verdict, dict[str, Any], float]:
+        """The verdict between two shadows, its evidence (with the stage's span), and the span in days."""
+        c = self.config
+        verdict = shadowing.canary.verdict(c.objective, c.margin)
+        evidence = {**verdict.evidence(c.objective, c.margin), **shadowing.proposal,
+                    stage: {"from": shadowing.started_at, "to": now}}
+        return verdict, evidence, (now - shadowing.started_at) / DAY_MS
+
     # --- 3. canary -----------------------------------------------------------------------------
     def _judge_canary(self, i: int, now: int) -> None:
         shadowing, self._canary = self._canary, None
         assert shadowing is not None
         c = self.config
-        verdict = shadowing.canary.verdict(c.objective, c.margin)
-        evidence = {**verdict.evidence(c.objective, c.margin), **shadowing.proposal,
-                    "canary": {"from": shadowing.started_at, "to": now}}
-        days = (now - shadowing.started_at) / DAY_MS
+        verdict, evidence, days = self._judged(shadowing, "canary", now)
         score = f"{_num(verdict.challenger.objective(c.objective))} vs {_num(verdict.incumbent.objective(c.objective))}"
         if not verdict.challenger_wins:
             self.agent.adjust("param_rejection", shadowing.incumbent, shadowing.challenger,
@@ -262,10 +267,7 @@ class ParameterJob(Component):
         shadowing, self._watch = self._watch, None
         assert shadowing is not None
         c = self.config
-        verdict = shadowing.canary.verdict(c.objective, c.margin)
-        evidence = {**verdict.evidence(c.objective, c.margin), **shadowing.proposal,
-                    "watch": {"from": shadowing.started_at, "to": now}}
-        days = (now - shadowing.started_at) / DAY_MS
+        verdict, evidence, days = self._judged(shadowing, "watch", now)
         score = f"{_num(verdict.incumbent.objective(c.objective))} vs {_num(verdict.challenger.objective(c.objective))}"
         if not verdict.challenger_wins:
             self.agent.adjust("param_confirmation", shadowing.incumbent, shadowing.incumbent,

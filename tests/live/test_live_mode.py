@@ -9,9 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import duckdb
 import pytest
 
 from components.exchange.client_ids import client_order_id
@@ -23,6 +21,7 @@ from machine.exchange_modes import LiveConfig, LiveMode
 from tests.live.conftest import HOUR, T0, lockstep, rows
 from tests.support.binance import FakeBinance, FakeClock
 from tests.support.binance.account_routes import Venue
+from tests.support.ledger_export import committed_bars
 
 KEY, SECRET = "RK7Q2ZK9live4cc1recognisable", "RSx4m8p1LIVEsecret9recognisable"
 
@@ -100,17 +99,6 @@ def test_wrong_keys_stop_live_at_start_with_a_clear_message_that_never_shows_the
     for text in (wrong_key, wrong_secret):
         assert text not in out + err
     assert not (tmp_path / "run" / "ledger.duckdb").exists()
-
-
-def committed_bars(run_dir: Path) -> int:
-    snapshot = run_dir / "ledger.snapshot.duckdb"
-    if not snapshot.exists():
-        return 0
-    con = duckdb.connect(str(snapshot), read_only=True)
-    try:
-        return con.execute("SELECT count(*) FROM equity").fetchone()[0]
-    finally:
-        con.close()
 
 
 def test_an_api_key_and_secret_never_appear_in_any_output_file_ledger_or_saved_config(keyed, tmp_path):

@@ -16,18 +16,12 @@ from machine.compose import compose_run
 from machine.engine import load_run_market, run_replay
 from tests.support.ledger_export import differences, entry_times, export, fills_at_the_open, known_at
 from tests.support.perturb import replay_perturbed
+from tests.support.quick_hybrid import QUICK_HYBRID
 
 DAY_MS = 86_400_000
-# Small and quick, so the learning timeline fits a test: two-week windows and cadence, tiny epochs.
+# Two months of the quick hybrid agent, its gate stricter than declared.
 FAST_ML = (
-    "experiment=hybrid_5m", "market.start=2024-01-01", "market.end=2024-03-01",
-    "agent.components.regime.vol_lookback=2016",
-    "agent.components.ml_gate.retrain_every_days=14",
-    "agent.components.ml_gate.retrainer.window_days=14",
-    "agent.components.ml_gate.retrainer.training.epochs=1",
-    "agent.components.ml_gate.retrainer.training.max_samples=1500",
-    "agent.components.ml_gate.retrainer.training.threads=1",
-    "agent.components.ml_gate.retrainer.ensemble.cadence=96",
+    *QUICK_HYBRID, "market.start=2024-01-01", "market.end=2024-03-01",
     "agent.components.ml_gate.threshold=0.55",  # more rejections, so epsilon has something to draw on
 )
 

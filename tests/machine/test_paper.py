@@ -20,7 +20,7 @@ from core.errors import ConfigError
 from machine.compose import compose_run
 from machine.engine import run_replay
 from tests.support.binance import FakeBinance, FakeClock
-from tests.support.ledger_export import export
+from tests.support.ledger_export import committed_bars, export
 
 HOUR = 3_600_000
 T0 = 1_691_280_000_000 + HOUR // 2  # 2023-08-06 00:30 UTC: a busy stretch for the futures agent
@@ -38,17 +38,6 @@ def start_clock_once_polled(exchange: FakeBinance, speed: float = SPEED) -> None
     """The clock stands at T0 until the agent has asked the time, so every run starts at the same bar."""
     exchange.wait_for(lambda r: r.path.endswith("/time"), timeout_s=60)
     exchange.clock.run(speed)
-
-
-def committed_bars(run_dir: Path) -> int:
-    snapshot = run_dir / "ledger.snapshot.duckdb"
-    if not snapshot.exists():
-        return 0
-    con = duckdb.connect(str(snapshot), read_only=True)
-    try:
-        return con.execute("SELECT count(*) FROM equity").fetchone()[0]
-    finally:
-        con.close()
 
 
 def wait_for_bars(run_dir: Path, bars: int, proc: subprocess.Popen[str]) -> None:

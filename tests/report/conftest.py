@@ -8,21 +8,13 @@ import pytest
 
 from machine.compose import compose_run
 from machine.engine import RunResult, run_replay
+from tests.support.quick_hybrid import QUICK_HYBRID
 
 # The futures agent over one quarter: trades, Kelly steps, a breaker trip, regime changes.
 FUTURES = ("experiment=futures", "market.start=2023-01-01", "market.end=2023-04-01")
-# The hybrid agent's learning timeline on 5m bars, made small and quick (the knobs of
-# tests/machine/test_hybrid_agent.py): two retrains, weight updates, a gate threshold change, trades.
-HYBRID = (
-    "experiment=hybrid_5m", "market.start=2024-01-01", "market.end=2024-02-10",
-    "agent.components.regime.vol_lookback=2016",
-    "agent.components.ml_gate.retrain_every_days=14",
-    "agent.components.ml_gate.retrainer.window_days=14",
-    "agent.components.ml_gate.retrainer.training.epochs=1",
-    "agent.components.ml_gate.retrainer.training.max_samples=1500",
-    "agent.components.ml_gate.retrainer.training.threads=1",
-    "agent.components.ml_gate.retrainer.ensemble.cadence=96",
-)
+# The hybrid agent's learning timeline on 5m bars, made small and quick: two retrains, weight updates,
+# a gate threshold change, trades.
+HYBRID = (*QUICK_HYBRID, "market.start=2024-01-01", "market.end=2024-02-10")
 
 
 @pytest.fixture(scope="session")

@@ -142,3 +142,15 @@ def _tables(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0] not in _NOT_COMPARED]
+
+
+def committed_bars(run_dir: Path) -> int:
+    """Equity marks in a running agent's published snapshot (0 before the first one)."""
+    snapshot = run_dir / "ledger.snapshot.duckdb"
+    if not snapshot.exists():
+        return 0
+    con = duckdb.connect(str(snapshot), read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM equity").fetchone()[0]
+    finally:
+        con.close()
