@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from components.ml.features import (
-    build_features,
     complete_rows,
     last_closed_index,
+    prefix_features,
     windows,
 )
 from components.ml.labels import LabelRule
@@ -90,7 +90,7 @@ def resolved_samples(
     features, parts = {}, []
     for code, name in enumerate(symbols):
         seen = head(bars_by_symbol[name], last_closed_index(bars_by_symbol[name], now_ts) + 1)
-        features[name] = build_features(seen)
+        features[name] = prefix_features(bars_by_symbol[name], len(seen.ts))
         ok = complete_rows(features[name], window) & (seen.ts >= now_ts - lookback_ms) & rule.rows(seen)
         labels, resolved_at = rule.resolve(seen, ok)
         idx = np.flatnonzero(ok & (resolved_at >= 0))

@@ -8,6 +8,9 @@ its close sees nothing later. The label of bar ``i`` needs ``close[i + horizon]`
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 
 from components import indicators as ind
@@ -60,6 +63,32 @@ def build_features(bars: Bars) -> np.ndarray:
     cols.append(np.sin(phase))
     cols.append(np.cos(phase))
     return np.stack(cols, axis=1).astype(np.float32)
+
+
+_PREFIXES: OrderedDict[int, tuple[Bars, np.ndarray]] = OrderedDict()  # id(bars): (bars, its features)
+_PREFIXES_AT_MOST = 16
+_PREFIXES_LOCK = threading.Lock()  # paper and live retrain on a worker thread
+
+
+def prefix_features(bars: Bars, n: int) -> np.ndarray:
+    """``build_features`` of the first ``n`` bars, read-only: computed once over all of ``bars`` and
+    sliced. Every feature is causal (row i reads bars <= i), so a prefix's rows are the same either
+    way (tests/ml/test_features.py holds that on the bundled data); retrains and the rescoring after
+    each no longer recompute the whole history every time."""
+    if not 0 <= n <= len(bars.ts):
+        raise ValueError(f"prefix of {n} bars outside 0..{len(bars.ts)}")
+    with _PREFIXES_LOCK:
+        known = _PREFIXES.get(id(bars))
+        if known is not None and known[0] is bars:
+            _PREFIXES.move_to_end(id(bars))
+            return known[1][:n]
+    features = build_features(bars)
+    features.flags.writeable = False
+    with _PREFIXES_LOCK:
+        _PREFIXES[id(bars)] = (bars, features)  # holding bars keeps its id from being reused
+        while len(_PREFIXES) > _PREFIXES_AT_MOST:
+            _PREFIXES.popitem(last=False)
+    return features[:n]
 
 
 def forward_labels(bars: Bars, horizon: int, fee: float) -> np.ndarray:

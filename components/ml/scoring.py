@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from components.ml.dataset import Samples, head
-from components.ml.features import FEATURE_NAMES, build_features, complete_rows
+from components.ml.dataset import Samples
+from components.ml.features import FEATURE_NAMES, complete_rows, prefix_features
 from components.ml.version import EnsembleVersion
 from core.market import Bars
 
@@ -22,7 +22,7 @@ def score_span_members(
     _check_features(version)
     if not 0 <= start_idx <= end_idx <= len(bars):
         raise ValueError(f"span [{start_idx}, {end_idx}) is outside 0..{len(bars)}")
-    features = build_features(head(bars, end_idx))
+    features = prefix_features(bars, end_idx)
     out = np.full((end_idx - start_idx, len(version.members)), np.nan)
     ready = complete_rows(features, version.window)[start_idx:end_idx]
     idx = np.flatnonzero(ready) + start_idx

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,8 +75,10 @@ def last_equity_ts(ledger: Path) -> int:
 def test_a_paper_ledger_equals_a_replay_of_the_same_stretch_from_the_bars_it_stored(tmp_path):
     paper = tmp_path / "paper"
     with FakeBinance(FakeClock(T0)) as exchange:
-        exchange.clock.run(SPEED)
+        clock = threading.Thread(target=start_clock_once_polled, args=(exchange,), daemon=True)
+        clock.start()  # the run starts at T0's bar however long its start takes, so it trades the same stretch
         run_replay(compose_run(*paper_overrides(exchange)), paper, stop_after_bars=200)
+        clock.join()
     until = last_equity_ts(paper / "ledger.duckdb") - HOUR  # the replay closes what is open at its last bar
     replayed = replay_of_stored_bars(paper, tmp_path / "replay", until + HOUR)
     ours, theirs = export(paper / "ledger.duckdb", until_ts=until), export(replayed, until_ts=until)

@@ -10,6 +10,7 @@ from components.ml.features import (
     complete_rows,
     forward_labels,
     last_closed_index,
+    prefix_features,
     resolved_until,
     windows,
 )
@@ -46,6 +47,13 @@ def test_no_feature_at_t_changes_when_every_later_bar_is_perturbed(bars: Bars, t
 
 def test_features_of_a_prefix_equal_the_prefix_of_features(bars: Bars) -> None:
     np.testing.assert_array_equal(build_features(head(bars, 1000)), build_features(bars)[:1000])
+
+
+def test_features_sliced_from_the_whole_history_are_those_of_each_prefix(btc_bars: Bars) -> None:
+    for n in (1000, 17_000, len(btc_bars.ts) - 1):
+        sliced = prefix_features(btc_bars, n)
+        np.testing.assert_array_equal(sliced, build_features(head(btc_bars, n)))
+        assert not sliced.flags.writeable  # shared between the retrains and the rescoring
 
 
 def test_label_is_one_when_the_forward_return_beats_the_fee(bars: Bars) -> None:
