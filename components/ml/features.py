@@ -73,7 +73,7 @@ _PREFIXES_LOCK = threading.Lock()  # paper and live retrain on a worker thread
 def prefix_features(bars: Bars, n: int) -> np.ndarray:
     """``build_features`` of the first ``n`` bars, read-only: computed once over all of ``bars`` and
     sliced. Every feature is causal (row i reads bars <= i), so a prefix's rows are the same either
-    way (tests/ml/test_features.py holds that on the bundled data); retrains and the rescoring after
+    way (tests/ml/test_ml_features.py holds that on the bundled data); retrains and the rescoring after
     each no longer recompute the whole history every time."""
     if not 0 <= n <= len(bars.ts):
         raise ValueError(f"prefix of {n} bars outside 0..{len(bars.ts)}")

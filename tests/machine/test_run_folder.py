@@ -131,11 +131,18 @@ def _start(folder: Path) -> subprocess.Popen[str]:
 
 
 def _wait_for_commits(folder: Path, wal_bytes: int) -> None:
-    """Until the ledger's write-ahead log has grown past ``wal_bytes``: batches have been committed."""
+    """Until the ledger's write-ahead log has grown past ``wal_bytes`` and then stood still for 50 ms: a
+    batch has been committed whole (a commit writes its rows in one burst; the next comes 0.1 s later)."""
     wal = folder / "ledger.duckdb.wal"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (wal.exists() and wal.stat().st_size > wal_bytes):
-        time.sleep(0.01)
+    size, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now_size = wal.stat().st_size if wal.exists() else -1
+        if now_size != size:
+            size, since = now_size, time.monotonic()
+        elif size > wal_bytes and time.monotonic() - since >= 0.05:
+            return
+        time.sleep(0.005)
 
 
 def test_ctrl_c_finishes_the_bar_commits_and_the_run_resumes_to_the_uninterrupted_ledger(uninterrupted, tmp_path):
