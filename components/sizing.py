@@ -187,7 +187,10 @@ def size_position(
     if not all(math.isfinite(v) for v in inputs.values()) or stop_distance <= 0 or price <= 0:
         raise ComponentError(f"cannot size a position from {inputs}")
     qty = max(0.0, equity * risk_fraction / stop_distance)
-    leverage = max(1.0, float(math.ceil(qty * price / margin_budget - 1e-9))) if margin_budget > 0 else 1.0
+    if margin_budget <= 0:  # nothing left to put up: no position, however small the risk
+        return PositionSize(0.0, 1.0, qty if qty > 0 else None)
+    needed = qty * price / margin_budget  # inf for a budget too small to divide by: clipped below
+    leverage = max(1.0, float(math.ceil(needed - 1e-9))) if math.isfinite(needed) else math.inf
     if leverage <= max_leverage:
         return PositionSize(qty, leverage, None)
     clipped = max(0.0, max_leverage * margin_budget / price)

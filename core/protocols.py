@@ -45,6 +45,9 @@ class Feed(Protocol):
         ...
 
 
+ENTRY_HEADROOM = 0.001  # a spot entry sized to all free cash leaves this much for the next open moving
+
+
 class Exchange(Protocol):
     """Where orders go and fills come from. Orders submitted after bar ``i`` closes execute in
     bar ``i + 1``; ``process_bar(i + 1)`` reports what happened then."""
@@ -52,6 +55,13 @@ class Exchange(Protocol):
     @property
     def cash(self) -> float:
         """Free cash in the quote currency (USDT)."""
+        ...
+
+    @property
+    def entry_cash(self) -> float:
+        """What a spot entry's notional may be so that it is affordable at the next open: free cash
+        less the fee and slippage the fill pays there, and ``ENTRY_HEADROOM`` for the open moving
+        from the close it was sized at."""
         ...
 
     @property

@@ -330,8 +330,8 @@ class Agent:
     def _submit_entry(self, d: Decision, equity: float) -> None:
         if self.entries_paused:
             return
-        pending = sum(isinstance(o, EntryOrder) for o in self.exchange.pending_orders())
-        open_or_pending = len(self.exchange.positions) + pending
+        pending = [o for o in self.exchange.pending_orders() if isinstance(o, EntryOrder)]
+        open_or_pending = len(self.exchange.positions) + len(pending)
         if open_or_pending >= self.config.max_open_positions:
             return
         if d.cash_fraction is not None:
@@ -340,7 +340,11 @@ class Agent:
             if d.stop_distance is None or d.risk_fraction is None:
                 return  # no exit component sized a stop: never enter without one
             spot = self.market.kind == "spot"
-            budget = self.exchange.cash if spot else equity * self.config.margin_per_position
+            if spot:  # the cash the entries already sent this bar will spend is not there for this one
+                reserved = sum(o.qty * self._closes[o.symbol][d.i] for o in pending if o.cash_fraction is None)
+                budget = max(0.0, self.exchange.entry_cash - reserved)
+            else:
+                budget = equity * self.config.margin_per_position
             size = size_position(
                 equity=equity, risk_fraction=d.risk_fraction * d.size_scale, stop_distance=d.stop_distance,
                 price=d.close, margin_budget=budget, max_leverage=1.0 if spot else self.config.max_leverage)

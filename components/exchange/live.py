@@ -46,6 +46,7 @@ from core.errors import (
     ExchangeUnavailable,
 )
 from core.market import MarketData
+from core.protocols import ENTRY_HEADROOM
 from core.records import (
     BarEvents,
     EntryOrder,
@@ -134,6 +135,11 @@ class LiveExchange:
     @property
     def cash(self) -> float:
         return self.book.cash
+
+    @property
+    def entry_cash(self) -> float:
+        """Binance takes a spot buy's fee from the asset bought (or BNB): the quote pays the notional."""
+        return self.book.cash / (1 + ENTRY_HEADROOM)
 
     @property
     def positions(self) -> dict[str, Position]:

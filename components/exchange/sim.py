@@ -54,6 +54,7 @@ from components.exchange.margin import (
 from core.component import NEVER, next_at_or_after
 from core.errors import ConfigError, ExchangeError
 from core.market import MarketData, SymbolData
+from core.protocols import ENTRY_HEADROOM
 from core.records import (
     BarEvents,
     ClosedTrade,
@@ -169,6 +170,10 @@ class SimExchange:
     def cash(self) -> float:
         """Free cash: not counting isolated margins or spot holdings."""
         return self._cash
+
+    @property
+    def entry_cash(self) -> float:
+        return self._cash / ((1 + self._fee) * (1 + self._slip) * (1 + ENTRY_HEADROOM))
 
     @property
     def positions(self) -> dict[str, Position]:

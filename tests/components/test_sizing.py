@@ -83,7 +83,7 @@ def test_kelly_never_activates_before_ten_closed_trades_and_risk_stays_within_bo
 
 @settings(max_examples=300, deadline=None)
 @given(equity=st.floats(1.0, 1e7), risk=st.floats(0.0, 0.15), stop=st.floats(1e-4, 1e4),
-       price=st.floats(1e-3, 1e6), budget_share=st.floats(0.01, 1.0),
+       price=st.floats(1e-3, 1e6), budget_share=st.one_of(st.just(0.0), st.floats(1e-6, 1.0)),
        max_leverage=st.sampled_from([1.0, 2.0, 5.0]))
 def test_sizes_are_never_negative_and_leverage_never_exceeds_the_limit(
         equity, risk, stop, price, budget_share, max_leverage):

@@ -16,7 +16,7 @@ from machine.compose import compose_run
 from machine.engine import load_run_market, run_replay
 from tests.support.ledger_export import differences, entry_times, export, fills_at_the_open, known_at
 from tests.support.perturb import replay_perturbed
-from tests.support.quick_hybrid import QUICK_HYBRID
+from tests.support.quick_hybrid import QUICK_HYBRID, RULE_BASED
 
 DAY_MS = 86_400_000
 # Two months of the quick hybrid agent, its gate stricter than declared.
@@ -137,15 +137,28 @@ def test_nothing_known_at_a_hybrid_decision_changes_when_every_bar_it_must_not_s
 
 def test_the_hybrid_agent_reaches_but_never_exceeds_five_open_positions(tmp_path):
     """On its rule-based path (no ML gate), which takes every signal the filters let through."""
-    rule_based = ("agent.machine.states.conservative.components=[features,regime,signal,regime_gate,atr_filter,"
-                  "fixed_risk,atr_exits]",
-                  "agent.machine.states.kelly_active.components=[features,regime,signal,regime_gate,atr_filter,"
-                  "kelly,atr_exits]",
-                  "agent.machine.states.exploring.components=[features,regime,signal,atr_filter,explore,atr_exits]")
-    cfg = compose_run("experiment=hybrid", "market.start=2022-01-01", "market.end=2024-01-01", *rule_based)
+    cfg = compose_run("experiment=hybrid", "market.start=2022-01-01", "market.end=2024-01-01", *RULE_BASED)
     result = run_replay(cfg, tmp_path / "cap")
     con = duckdb.connect(str(result.ledger_path), read_only=True)
     most, at_cap = con.execute("SELECT max(open_positions), count(*) FILTER (WHERE open_positions = 5) "
                                "FROM equity").fetchone()
     con.close()
     assert most == 5 and at_cap > 0
+
+
+def test_a_spot_entry_clipped_to_the_free_cash_leaves_room_for_its_fee_and_is_filled(tmp_path):
+    """A risk far above what the cash buys: every entry is clipped to the free cash, less the taker fee and
+    slippage the fill pays at the next open, so the exchange fills it instead of refusing it."""
+    cfg = compose_run("experiment=hybrid", "market.start=2023-01-01", "market.end=2023-07-01", *RULE_BASED,
+                      "agent.components.fixed_risk.risk=0.05")
+    result = run_replay(cfg, tmp_path / "clip")
+    con = duckdb.connect(str(result.ledger_path), read_only=True)
+    clips = con.execute("SELECT count(*) FROM adjustments WHERE kind = 'leverage_clip'").fetchone()[0]
+    refused = con.execute("SELECT count(*) FROM adjustments WHERE kind = 'order_rejected'").fetchone()[0]
+    entries, filled = con.execute("SELECT count(*), count(f.order_id) FROM orders o LEFT JOIN fills f "
+                                  "USING (order_id) WHERE o.intent = 'entry'").fetchone()
+    lowest = con.execute("SELECT min(cash) FROM equity").fetchone()[0]
+    con.close()
+    assert clips >= 3 and refused == 0
+    assert entries == filled  # every entry was filled, the clipped ones too
+    assert lowest >= 0

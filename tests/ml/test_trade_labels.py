@@ -23,15 +23,10 @@ from core.market import Bars, MarketData, SymbolData
 from machine.compose import compose_run
 from machine.engine import build_components, load_run_market, run_replay
 from tests.ml.ml_support import FIVE_MIN, START_MS, agent_exit_series, perturb_after, read_bars
+from tests.support.quick_hybrid import RULE_BASED
 
 # The hybrid agent on its rule-based path, with its exits fixed (no parameter optimiser): every signal
 # the filters pass becomes a trade.
-RULE_BASED = (
-    "++agent.optimise=null",
-    "agent.machine.states.conservative.components=[features,regime,signal,regime_gate,atr_filter,fixed_risk,atr_exits]",
-    "agent.machine.states.kelly_active.components=[features,regime,signal,regime_gate,atr_filter,kelly,atr_exits]",
-    "agent.machine.states.exploring.components=[features,regime,signal,atr_filter,explore,atr_exits]",
-)
 HORIZON = 144
 
 

@@ -13,3 +13,11 @@ QUICK_HYBRID = (
     f"{GATE}.retrainer.training.threads=1",
     f"{GATE}.retrainer.ensemble.cadence=96",
 )
+
+# The hybrid agent without its ML gate (and optimiser): it takes every signal the filters let through.
+RULE_BASED = (
+    "++agent.optimise=null",
+    "agent.machine.states.conservative.components=[features,regime,signal,regime_gate,atr_filter,fixed_risk,atr_exits]",
+    "agent.machine.states.kelly_active.components=[features,regime,signal,regime_gate,atr_filter,kelly,atr_exits]",
+    "agent.machine.states.exploring.components=[features,regime,signal,atr_filter,explore,atr_exits]",
+)
