@@ -6,9 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.component import NEVER, AgentContext, Component, Decision, Stage
+from core.component import AgentContext, Component, Decision, Stage
 from core.market import MarketData
-from core.records import Position
 
 
 class AtrBandFilterConfig(BaseModel):
@@ -30,9 +29,7 @@ class AtrBandFilter(Component):
     stage = Stage.GATE
     Config = AtrBandFilterConfig
     config: AtrBandFilterConfig
-
-    def next_event(self, symbol: str, i: int, position: Position | None) -> int:
-        return NEVER  # acts only on an entry another component raised
+    acts_on_entries_only = True
 
     def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
         self._atr = {s: shared[s]["atr"] for s in market.symbols}

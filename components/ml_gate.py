@@ -39,7 +39,7 @@ from components.ml.version import EnsembleVersion
 from core.component import NEVER, AgentContext, Component, Decision, Stage
 from core.errors import ConfigError
 from core.market import Bars, MarketData
-from core.records import ClosedTrade, Position
+from core.records import ClosedTrade
 
 DAY_MS = 86_400_000
 RECENT_PREDICTIONS = 500  # the window of the hit rate a heartbeat shows
@@ -128,9 +128,7 @@ class MLGate(Component):
     stage = Stage.MODEL_GATE
     Config = MLGateConfig
     config: MLGateConfig
-
-    def next_event(self, symbol: str, i: int, position: Position | None) -> int:
-        return NEVER  # acts only on an entry another component raised
+    acts_on_entries_only = True
 
     def __init__(self, name: str, config: BaseModel):
         super().__init__(name, config)
@@ -444,9 +442,7 @@ class RelaxThresholds(Component):
     stage = Stage.GATE
     Config = RelaxThresholdsConfig
     config: RelaxThresholdsConfig
-
-    def next_event(self, symbol: str, i: int, position: Position | None) -> int:
-        return NEVER  # acts only on an entry another component raised
+    acts_on_entries_only = True
 
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         if d.entry:

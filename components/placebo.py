@@ -13,8 +13,7 @@ from typing import Annotated
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.component import NEVER, AgentContext, Component, Decision, Stage
-from core.records import Position
+from core.component import AgentContext, Component, Decision, Stage
 
 
 class CoinGateConfig(BaseModel):
@@ -29,13 +28,11 @@ class _Coin(Component):
 
     Config = CoinGateConfig
     config: CoinGateConfig
+    acts_on_entries_only = True
 
     def __init__(self, name: str, config: BaseModel):
         super().__init__(name, config)
         self._rng: np.random.Generator | None = None
-
-    def next_event(self, symbol: str, i: int, position: Position | None) -> int:
-        return NEVER  # acts only on an entry another component raised
 
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         if not d.entry:
@@ -72,14 +69,12 @@ class RandomRiskSizer(Component):
     stage = Stage.SIZING
     Config = RandomRiskSizerConfig
     config: RandomRiskSizerConfig
+    acts_on_entries_only = True
 
     def __init__(self, name: str, config: BaseModel):
         super().__init__(name, config)
         self._rng: np.random.Generator | None = None
         self._risks = np.asarray(self.config.risks, dtype=np.float64)
-
-    def next_event(self, symbol: str, i: int, position: Position | None) -> int:
-        return NEVER  # acts only on an entry another component raised
 
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         if not d.entry or d.position is not None:

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.regime import WARMUP, RegimeConfig, trend_regime, volatility_regime
-from core.component import NEVER, AgentContext, Component, Decision, Stage, next_at_or_after
+from core.component import AgentContext, Component, Decision, Stage, next_at_or_after
 from core.market import MarketData
 from core.records import Position
 
@@ -109,9 +109,7 @@ class RegimeGate(Component):
     stage = Stage.GATE
     Config = RegimeGateConfig
     config: RegimeGateConfig
-
-    def next_event(self, symbol: str, i: int, position: Position | None) -> int:
-        return NEVER  # acts only on an entry another component raised
+    acts_on_entries_only = True
 
     def prepare(self, market: MarketData, shared: dict[str, dict[str, Any]]) -> None:
         self._allowed_vol = {k for k, v in VOL_NAMES.items() if v in self.config.entry_vol_regimes}

@@ -12,9 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.component import NEVER, AgentContext, Component, Decision, Stage
+from core.component import AgentContext, Component, Decision, Stage
 from core.errors import ComponentError
-from core.records import Position
 
 
 class FixedRiskSizerConfig(BaseModel):
@@ -30,9 +29,7 @@ class FixedRiskSizer(Component):
     stage = Stage.SIZING
     Config = FixedRiskSizerConfig
     config: FixedRiskSizerConfig
-
-    def next_event(self, symbol: str, i: int, position: Position | None) -> int:
-        return NEVER  # acts only on an entry another component raised
+    acts_on_entries_only = True
 
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         if d.entry and d.position is None:
@@ -53,9 +50,7 @@ class AllInSizer(Component):
     stage = Stage.SIZING
     Config = AllInSizerConfig
     config: AllInSizerConfig
-
-    def next_event(self, symbol: str, i: int, position: Position | None) -> int:
-        return NEVER  # acts only on an entry another component raised
+    acts_on_entries_only = True
 
     def on_bar(self, d: Decision, ctx: AgentContext) -> None:
         if d.entry and d.position is None:
@@ -102,9 +97,7 @@ class KellySizer(Component):
     stage = Stage.SIZING
     Config = KellySizerConfig
     config: KellySizerConfig
-
-    def next_event(self, symbol: str, i: int, position: Position | None) -> int:
-        return NEVER  # sizes entries; its ratchet moves only when a trade closes, on a bar that is stepped
+    acts_on_entries_only = True  # its ratchet moves only when a trade closes, on a bar that is stepped
 
     def __init__(self, name: str, config: BaseModel):
         super().__init__(name, config)

@@ -110,6 +110,7 @@ class Component:
 
     stage: ClassVar[Stage]
     Config: ClassVar[type[BaseModel]]
+    acts_on_entries_only: ClassVar[bool] = False  # on_bar acts only on an entry another component raised
 
     def __init__(self, name: str, config: BaseModel):
         self.name = name
@@ -135,8 +136,11 @@ class Component:
         manages ``position``). The engine steps over bars where no component has one.
 
         By default a component that overrides ``on_bar`` may act on any bar. One that acts only on
-        an entry another component raised, or on an open position, says so here."""
-        return i if type(self).on_bar is not Component.on_bar else NEVER
+        an entry another component raised sets ``acts_on_entries_only``; one that acts on an open
+        position says so here."""
+        if self.acts_on_entries_only or type(self).on_bar is Component.on_bar:
+            return NEVER
+        return i
 
     def on_clock(self, i: int, now: int, ctx: AgentContext) -> None:
         """Every bar, in every state: scheduled learning (retraining, weight updates)."""
