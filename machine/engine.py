@@ -227,8 +227,7 @@ class _Loop:
         self.agent.pass_quiet(i, j)
         self.bars += j - i
         if self._commit_due():
-            self.recorder.commit()
-            self._uncommitted_since = (self.bars, time.monotonic())
+            self._commit_batch()
 
     def _step(self, i: int) -> None:
         recorder, agent = self.recorder, self.agent
@@ -246,8 +245,7 @@ class _Loop:
         if self.mode.commit_every_bar:  # paper, live: every bar durable, and readable by others, before the next
             self._commit_and_publish()
         elif commands or (not last and self._commit_due()):  # replay batches; the last bar's commit ends the run
-            recorder.commit()
-            self._uncommitted_since = (self.bars, time.monotonic())
+            self._commit_batch()
         answered = self.exchange.dispatch()  # the bar's orders are in the ledger before the exchange hears of them
         if answered:
             agent.record_events(answered)
@@ -267,6 +265,10 @@ class _Loop:
                 return []
             self._looked_at = now
         return operator.take(self.run_dir)
+
+    def _commit_batch(self) -> None:
+        self.recorder.commit()
+        self._uncommitted_since = (self.bars, time.monotonic())
 
     def _commit_due(self) -> bool:
         """Replay commits every ``commit_every_bars`` bars or ``commit_every_seconds``, whichever comes first:
