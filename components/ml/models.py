@@ -63,6 +63,47 @@ class CNNClassifier(nn.Module):
         return self.head(torch.cat([h.mean(dim=-1), h[..., -1]], dim=-1)).squeeze(-1)
 
 
+class EncoderLayer(nn.Module):
+    """Pre-norm transformer encoder layer (self-attention, then a ReLU feed-forward; no dropout).
+
+    Written out rather than ``nn.TransformerEncoderLayer``: on CPU, for 16-step windows, torch's
+    fused attention kernels are slower than plain matmuls (benchmarks/README.md). With
+    ``last_only`` only the last step is queried and fed forward, which is all a final layer
+    whose last step feeds the head needs.
+    """
+
+    def __init__(self, width: int, heads: int, feedforward: int) -> None:
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width {width} is not divisible by heads {heads}")
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(width)
+        self.in_proj = nn.Linear(width, 3 * width)  # query, key and value, stacked
+        self.out_proj = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width)
+        self.linear1 = nn.Linear(width, feedforward)
+        self.linear2 = nn.Linear(feedforward, width)
+        nn.init.xavier_uniform_(self.in_proj.weight)  # as nn.MultiheadAttention initialises them
+        nn.init.zeros_(self.in_proj.bias)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        batch, steps, width = x.shape
+        head = width // self.heads
+        h = self.norm1(x)
+        if last_only:
+            w, b = self.in_proj.weight, self.in_proj.bias
+            q = nn.functional.linear(h[:, -1:], w[:width], b[:width]).view(batch, 1, self.heads, head).transpose(1, 2)
+            k, v = nn.functional.linear(h, w[width:], b[width:]).view(batch, steps, 2, self.heads, head).permute(
+                2, 0, 3, 1, 4)
+            x = x[:, -1:]
+        else:
+            q, k, v = self.in_proj(h).view(batch, steps, 3, self.heads, head).permute(2, 0, 3, 1, 4)
+        attention = torch.softmax((q * head**-0.5) @ k.transpose(-1, -2), dim=-1) @ v  # (batch, heads, q, head)
+        x = x + self.out_proj(attention.transpose(1, 2).reshape(batch, x.shape[1], width))
+        return x + self.linear2(torch.relu(self.linear1(self.norm2(x))))
+
+
 class TransformerClassifier(nn.Module):
     """Transformer encoder (pre-norm) over the window; the last token feeds a linear head."""
 
@@ -72,15 +113,14 @@ class TransformerClassifier(nn.Module):
         super().__init__()
         self.embed = nn.Linear(n_features, width)
         self.position = nn.Parameter(torch.zeros(1, window, width))
-        layer = nn.TransformerEncoderLayer(
-            width, heads, dim_feedforward=2 * width, dropout=0.0, batch_first=True, norm_first=True
-        )
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.layers = nn.ModuleList(EncoderLayer(width, heads, 2 * width) for _ in range(layers))
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.encoder(self.embed(x) + self.position[:, -x.shape[1] :])
+        h = self.embed(x) + self.position[:, -x.shape[1] :]
+        for k, layer in enumerate(self.layers):
+            h = layer(h, last_only=k == len(self.layers) - 1)
         return self.head(self.norm(h[:, -1])).squeeze(-1)
 
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from components.ml.metrics import classification_metrics
 from components.ml.models import MODEL_REGISTRY
+from components.ml.optimizer import AdamW
 
 
 class TrainingConfig(BaseModel):
@@ -84,7 +85,7 @@ def train_model(
         bundle = ModelBundle(name, module, mean.astype(np.float32), std.astype(np.float32), config)
         xs = torch.from_numpy(standardise(bundle, fit_X))
         ys = torch.from_numpy(fit_y.astype(np.float32))
-        opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        opt = AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         order_rng = torch.Generator().manual_seed(config.seed)
         train_losses: list[float] = []
         val_losses: list[float] = []
@@ -132,7 +133,7 @@ def predict_proba(bundle: ModelBundle, X_windows: np.ndarray) -> np.ndarray:
 
 def _epoch(
     module: nn.Module,
-    opt: torch.optim.Optimizer,
+    opt: AdamW,
     xs: torch.Tensor,
     ys: torch.Tensor,
     batch_size: int,

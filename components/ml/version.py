@@ -14,7 +14,7 @@ from components.ml.ensemble import Ensemble
 from components.ml.features import windows
 from components.ml.training import ModelBundle, TrainingConfig, build_module, predict_proba
 
-PAYLOAD_FORMAT = 1
+PAYLOAD_FORMAT = 2  # 2: the transformer's layers are models.EncoderLayer
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ def save_version(version: EnsembleVersion, path: Path) -> None:
 def load_version(path: Path, version: str | None = None) -> EnsembleVersion:
     payload = torch.load(path, weights_only=True)
     if payload.get("format") != PAYLOAD_FORMAT:
-        raise ValueError(f"{path}: unsupported model format {payload.get('format')!r}")
+        raise ValueError(f"{path}: model format {payload.get('format')!r}, but this build reads format "
+                         f"{PAYLOAD_FORMAT}: the model was saved by another Ratchet version; start a fresh run folder")
     members = {}
     for name, m in payload["members"].items():
         config = TrainingConfig(**m["config"])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from components.ml.models import MODEL_REGISTRY
+from components.ml.models import MODEL_REGISTRY, EncoderLayer
 from components.ml.training import TrainingConfig, predict_proba, train_model
 
 WINDOW, FEATURES = 8, 4
@@ -105,3 +105,14 @@ def test_early_stopping_keeps_the_best_epoch_and_trains_no_longer_than_patience_
     assert len(metrics["val_loss"]) == best + 3 < 20
     assert min(metrics["val_loss"]) == metrics["val_loss"][best]
     np.testing.assert_array_equal(predict_proba(stopped, X), predict_proba(exact, X))
+
+
+def test_a_final_encoder_layer_that_queries_only_the_last_step_gives_that_step_of_the_full_layer() -> None:
+    torch.manual_seed(0)
+    layer = EncoderLayer(16, 4, 32)
+    x = torch.randn(5, WINDOW, 16)
+
+    last = layer(x, last_only=True)
+
+    assert last.shape == (5, 1, 16)
+    torch.testing.assert_close(last[:, 0], layer(x)[:, -1], rtol=1e-5, atol=1e-6)
