@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from components.indicators import atr, ema, rsi
 from core.component import Component, Stage
-from core.market import MarketData
+from core.market import MarketData, per_bar
 
 
 class IndicatorFeaturesConfig(BaseModel):
@@ -37,7 +37,7 @@ class IndicatorFeatures(Component):
                 "atr": atr(b.high, b.low, b.close, c.atr_period),
                 "rsi": rsi(b.close, c.rsi_period),
             }
-            shared.setdefault(symbol, {}).update({k: v.tolist() for k, v in series.items()})
+            shared.setdefault(symbol, {}).update({k: per_bar(v) for k, v in series.items()})
 
     def warmup_bars(self, timeframe_ms: int) -> int:
         c = self.config  # SMA-seeded EMA: first value at n - 1; Wilder ATR and RSI at n

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.indicators import ema, rsi
 from core.component import AgentContext, Component, Decision, Stage, next_at_or_after
-from core.market import MarketData
+from core.market import MarketData, per_bar
 from core.records import Position
 
 
@@ -52,7 +52,7 @@ class EmaCrossSignal(Component):
             cross[1:][flips] = np.where(above[1:][flips], 1, -1)
             self._cross[symbol] = cross.tolist()
             self._crossings[symbol] = np.flatnonzero(cross).tolist()
-            self._rsi[symbol] = rsi(data.bars.close, c.rsi_period).tolist()
+            self._rsi[symbol] = per_bar(rsi(data.bars.close, c.rsi_period))
 
     def warmup_bars(self, timeframe_ms: int) -> int:
         return self.config.slow  # both EMAs on this bar and the one before: a cross can be seen

@@ -6,6 +6,7 @@ a bar is complete (and visible to components) at ``ts + timeframe_ms``.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from typing import Literal
 
@@ -72,3 +73,13 @@ class MarketData:
 
     def __len__(self) -> int:
         return len(self.ts)
+
+
+def per_bar(values: np.ndarray) -> array:
+    """``values`` as a compact sequence of Python numbers, for scalar reads in the bar loop: 8 bytes a
+    bar (``tolist()`` takes 32 for a float), the same values, reads ~20 ns slower than a list's.
+    Integer arrays stay integers (int64), all others become float64."""
+    if np.issubdtype(np.asarray(values).dtype, np.integer):
+        return array("q", np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    return array("d", np.ascontiguousarray(values, dtype=np.float64).tobytes())
+

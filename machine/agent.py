@@ -19,7 +19,7 @@ from components.sizing import size_position
 from core.component import NEVER, Component, Decision, build_component
 from core.errors import ComponentError, ConfigError, ExchangeError
 from core.facts import AgentFacts
-from core.market import MarketData
+from core.market import MarketData, per_bar
 from core.protocols import Exchange
 from core.records import BarEvents, EntryOrder, ExitOrder, ExitReason
 from machine.builder import AgentMachine, Fired
@@ -100,8 +100,8 @@ class Agent:
 
     def _see(self, market: MarketData) -> None:
         self.market = market
-        self._closes = {s: d.bars.close.tolist() for s, d in market.symbols.items()}
-        self._ts = market.ts.tolist()
+        self._closes = {s: per_bar(d.bars.close) for s, d in market.symbols.items()}
+        self._ts = per_bar(market.ts)
         self._tf = market.timeframe_ms
 
     def _prepare_components(self) -> None:

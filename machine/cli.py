@@ -112,14 +112,9 @@ def _plain(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 @hydra_task("ratchet")
 def _run(cfg: DictConfig) -> None:
-    import pyarrow
-
     from machine.engine import run_replay
     from machine.report import render, summarize, write_summary
 
-    # Arrow buffers (the market's parquet, every ledger commit) from the system allocator: pyarrow's
-    # default pool keeps freed ones, ~50 MB of a hybrid replay's peak RSS (benchmarks/README.md)
-    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
     data = _plain(cfg)
     run_cfg = load_run_config(data)
     run_dir = Path(HydraConfig.get().runtime.output_dir)

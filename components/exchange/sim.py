@@ -38,6 +38,7 @@ Conventions (the numbers every replay's ledger depends on):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -53,7 +54,7 @@ from components.exchange.margin import (
 )
 from core.component import NEVER, next_at_or_after
 from core.errors import ConfigError, ExchangeError
-from core.market import MarketData, SymbolData
+from core.market import MarketData, SymbolData, per_bar
 from core.protocols import ENTRY_HEADROOM
 from core.records import (
     BarEvents,
@@ -90,25 +91,25 @@ class SimExchangeConfig(BaseModel):
 
 
 class _Series:
-    """One symbol's per-bar prices as Python lists (fast scalar access in the bar loop)."""
+    """One symbol's per-bar prices as compact sequences of floats (``per_bar``: scalar reads in the bar loop)."""
 
     __slots__ = ("open", "high", "low", "close", "mark_open", "mark_high", "mark_low", "mark_close",
                  "funding", "funding_bars", "brackets", "arrays")
 
     def __init__(self, data: SymbolData, ts: np.ndarray, brackets: DatedBrackets | None) -> None:
         bars = data.bars
-        self.open: list[float] = bars.open.tolist()
-        self.high: list[float] = bars.high.tolist()
-        self.low: list[float] = bars.low.tolist()
-        self.close: list[float] = bars.close.tolist()
+        self.open: Sequence[float] = per_bar(bars.open)
+        self.high: Sequence[float] = per_bar(bars.high)
+        self.low: Sequence[float] = per_bar(bars.low)
+        self.close: Sequence[float] = per_bar(bars.close)
         # numpy views for searches ahead: (low, high) of last prices, then of mark prices (futures)
         self.arrays: tuple[np.ndarray, ...] = (bars.low, bars.high, bars.close)
         self.funding_bars: list[int] = []
         self.brackets = brackets
-        self.mark_open: list[float] = []
-        self.mark_high: list[float] = []
-        self.mark_low: list[float] = []
-        self.mark_close: list[float] = []
+        self.mark_open: Sequence[float] = []
+        self.mark_high: Sequence[float] = []
+        self.mark_low: Sequence[float] = []
+        self.mark_close: Sequence[float] = []
         # bar index -> settlements (ts, rate) in (ts[i-1], ts[i]]
         self.funding: dict[int, list[tuple[int, float]]] = {}
         if brackets is None:  # spot
@@ -118,10 +119,10 @@ class _Series:
             raise ConfigError(f"{symbol}: futures need mark-price candles on the market's bar index")
         if data.funding is None:
             raise ConfigError(f"{symbol}: futures need funding rates")
-        self.mark_open = data.mark.open.tolist()
-        self.mark_high = data.mark.high.tolist()
-        self.mark_low = data.mark.low.tolist()
-        self.mark_close = data.mark.close.tolist()
+        self.mark_open = per_bar(data.mark.open)
+        self.mark_high = per_bar(data.mark.high)
+        self.mark_low = per_bar(data.mark.low)
+        self.mark_close = per_bar(data.mark.close)
         self.arrays = (bars.low, bars.high, bars.close, data.mark.low, data.mark.high, data.mark.close)
         settled = np.searchsorted(data.funding.ts, ts, side="right").tolist()
         funding_ts = data.funding.ts.tolist()
@@ -156,7 +157,7 @@ class SimExchange:
     def extend(self, market: MarketData) -> None:
         """Read prices (and funding) from ``market``, which may have grown at its end (paper, live)."""
         self.market = market
-        self._ts: list[int] = market.ts.tolist()
+        self._ts: Sequence[int] = per_bar(market.ts)
         self._timeframe_ms = market.timeframe_ms
         self._series: dict[str, _Series] = {
             symbol: _Series(data, market.ts, self._brackets[symbol]) for symbol, data in market.symbols.items()}

@@ -6,8 +6,8 @@
   when that feature's whole window is shuffled across samples (model-agnostic; <= 0 means the
   member does not use it). ``<member>`` is also ``ensemble``: the combined probability.
 
-One seeded permutation, on at most ``rows`` evenly spaced held-out rows, all features in one
-batched pass per member: cheap enough to run at every retrain.
+One seeded permutation, on at most ``rows`` evenly spaced held-out rows, a feature at a time (one
+window-sized copy of the rows): cheap enough to run at every retrain.
 """
 
 from __future__ import annotations
@@ -42,14 +42,15 @@ def feature_importance(version: EnsembleVersion, holdout: Samples, rows: int, se
         out.update({f"{PREFIX}.attention.{n}": float(w) for n, w in zip(names, gate.mean(0).tolist(), strict=True)})
 
     order = np.random.default_rng(seed).permutation(len(y))
-    shuffled = np.repeat(X[None], F, axis=0)  # (F, n, window, F): copy f has feature f shuffled
-    for f in range(F):
-        shuffled[f, :, :, f] = X[order, :, f]
-    shuffled = shuffled.reshape(F * len(y), *X.shape[1:])
     base = score_samples_members(version, sample)
     members = version.ensemble.names
-    permuted = np.stack([predict_proba(version.members[m], shuffled[:, -version.members[m].config.window:])
-                         for m in members], axis=1).reshape(F, len(y), len(members))
+    permuted = np.empty((F, len(y), len(members)))  # [f]: every member with feature f's windows shuffled
+    shuffled = X.copy()
+    for f in range(F):
+        shuffled[:, :, f] = X[order, :, f]
+        for j, m in enumerate(members):
+            permuted[f, :, j] = predict_proba(version.members[m], shuffled[:, -version.members[m].config.window:])
+        shuffled[:, :, f] = X[:, :, f]
     columns = {m: (base[:, j], permuted[:, :, j]) for j, m in enumerate(members)}
     columns["ensemble"] = (version.ensemble.combine(base),
                            version.ensemble.combine(permuted.reshape(-1, len(members))).reshape(F, len(y)))

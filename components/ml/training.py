@@ -75,9 +75,7 @@ def train_model(
     if config.max_samples is not None and len(fit_y) > config.max_samples:
         keep = np.linspace(0, len(fit_y) - 1, config.max_samples).round().astype(np.int64)
         fit_X, fit_y = fit_X[keep], fit_y[keep]
-    flat = fit_X.reshape(-1, fit_X.shape[-1]).astype(np.float64)
-    mean = flat.mean(axis=0)
-    std = np.where(flat.std(axis=0) > 1e-12, flat.std(axis=0), 1.0)
+    mean, std = _feature_scale(fit_X)
 
     started = time.perf_counter()
     with _deterministic(config.seed, config.threads):
@@ -150,6 +148,16 @@ def _epoch(
         opt.step()
         total += float(loss.detach()) * len(batch)
     return total / len(ys)
+
+
+def _feature_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (1 where flat) of each feature over every bar of every window (n, window, F),
+    in float64, a window step at a time: never a float64 copy of ``X``."""
+    steps = [X[:, t] for t in range(X.shape[1])]
+    count = X.shape[0] * X.shape[1]
+    mean = sum(step.sum(axis=0, dtype=np.float64) for step in steps) / count
+    std = np.sqrt(sum(np.square(step - mean).sum(axis=0) for step in steps) / count)
+    return mean, np.where(std > 1e-12, std, 1.0)
 
 
 def standardise(bundle: ModelBundle, X: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from components.market.catalog import BUNDLED_DATA_DIR
 from components.market.loader import load_bars, load_funding
 from components.market.timeframes import iso_utc, timeframe_ms
 from core.errors import DataError
+from core.market import per_bar
 
 SPOT = "binance_spot_BTC-USDT_1h.parquet"
 PERP = "binance_futures_BTC-USDT-USDT_1h.parquet"
@@ -208,3 +209,13 @@ def test_the_bundled_files_match_the_sha256_their_readme_records() -> None:
     recorded = dict(re.findall(r"^\| `([^`]+\.parquet)` \|.*\| `([0-9a-f]{64})` \|$", readme, re.M))
     actual = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in BUNDLED_DATA_DIR.glob("*.parquet")}
     assert recorded == actual
+
+
+def test_per_bar_reads_the_same_numbers_as_a_list_in_a_quarter_of_the_memory() -> None:
+    bars, _ = load_bars(BUNDLED_DATA_DIR / PERP, "BTC/USDT:USDT", "1h", on_gap="fail")
+
+    closes, ts = per_bar(bars.close), per_bar(bars.ts)
+
+    assert list(closes) == bars.close.tolist() and list(ts) == bars.ts.tolist()
+    assert isinstance(ts[0], int) and isinstance(closes[0], float)
+    assert closes.itemsize == ts.itemsize == 8
