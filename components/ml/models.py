@@ -108,7 +108,7 @@ class TransformerClassifier(nn.Module):
     """Transformer encoder (pre-norm) over the window; the last token feeds a linear head."""
 
     def __init__(
-        self, n_features: int, window: int, width: int = 32, heads: int = 4, layers: int = 2
+        self, n_features: int, window: int, width: int = 32, heads: int = 4, layers: int = 1
     ) -> None:
         super().__init__()
         self.embed = nn.Linear(n_features, width)

@@ -102,14 +102,16 @@ class Retrainer:
         return self._train(self.samples(bars_by_symbol, now_ts, exit_series), now_ts)[0]
 
     def champion_gate(
-        self, champion: EnsembleVersion | None, challenger: EnsembleVersion, holdout: Samples
+        self, champion: EnsembleVersion | None, challenger: EnsembleVersion, holdout: Samples,
+        challenger_members: np.ndarray | None = None,
     ) -> tuple[bool, dict[str, float]]:
         """Promote when the challenger's log-loss on ``holdout`` beats the champion's by
-        ``min_improvement``; with no champion the challenger wins by default."""
+        ``min_improvement``; with no champion the challenger wins by default. ``challenger_members``:
+        the challenger's member probabilities on ``holdout``, when they are scored already."""
         if len(holdout) == 0:
             raise ValueError("empty held-out slice: the gate has nothing to compare on")
         metrics = {"n_holdout": float(len(holdout))}
-        challenger_scores = _version_metrics(challenger, holdout)
+        challenger_scores = _version_metrics(challenger, holdout, challenger_members)
         metrics.update({f"challenger_{k}": v for k, v in challenger_scores.items()})
         if champion is None:
             return True, metrics
@@ -137,11 +139,11 @@ class Retrainer:
         """Train a challenger, store it, gate it against the champion, promote or reject it, and
         say whether the version live from now beats the base rate (the gate's metrics)."""
         samples = self.samples(bars_by_symbol, now_ts, exit_series)
-        challenger, holdout = self._train(samples, now_ts)
+        challenger, holdout, challenger_members = self._train(samples, now_ts)
         record = registry.save(challenger)
         current = registry.champion()
         champion = registry.load(current.version) if current is not None else None
-        promoted, metrics = self.champion_gate(champion, challenger, holdout)
+        promoted, metrics = self.champion_gate(champion, challenger, holdout, challenger_members)
         live = "challenger" if promoted else "champion"
         prior = samples.take(np.flatnonzero(samples.ts < holdout.ts.min())) if len(holdout) else samples
         metrics.update(self.base_rate_gate(metrics[f"{live}_log_loss"], prior, holdout))
@@ -158,7 +160,8 @@ class Retrainer:
             record = registry.reject(record.version, f"did not beat the champion: {verdict}", metrics)
         return RetrainResult(record, promoted, metrics)
 
-    def _train(self, samples: Samples, now_ts: int) -> tuple[EnsembleVersion, Samples]:
+    def _train(self, samples: Samples, now_ts: int) -> tuple[EnsembleVersion, Samples, np.ndarray]:
+        """The challenger, the holdout and the challenger's member probabilities on it."""
         c = self.config
         fit, stacking, holdout = self.split(samples)
         X = fit.windows(c.training.window)
@@ -185,15 +188,18 @@ class Retrainer:
             metrics[f"{name}_oof_log_loss"] = classification_metrics(oof[:, i], stacking.labels)[
                 "log_loss"
             ]
-        metrics.update({f"holdout_{k}": v for k, v in _version_metrics(version, holdout).items()})
+        holdout_members = score_samples_members(version, holdout)
+        metrics.update({f"holdout_{k}": v for k, v in _version_metrics(version, holdout, holdout_members).items()})
         metrics.update({"n_fit": len(fit), "n_stacking": len(stacking), "n_holdout": len(holdout)})
         started = time.perf_counter()
-        metrics.update(feature_importance(version, holdout, c.importance_rows, c.training.seed))
+        metrics.update(feature_importance(version, holdout, c.importance_rows, c.training.seed, holdout_members))
         self.last_timings["importance"] = time.perf_counter() - started
         version = dataclasses.replace(version, metrics={k: float(v) for k, v in metrics.items()})
-        return version, holdout
+        return version, holdout, holdout_members
 
 
-def _version_metrics(version: EnsembleVersion, samples: Samples) -> dict[str, float]:
-    probs = version.ensemble.combine(score_samples_members(version, samples))
+def _version_metrics(version: EnsembleVersion, samples: Samples, members: np.ndarray | None = None
+                     ) -> dict[str, float]:
+    """The ensemble's scores on ``samples``, from its ``members``' probabilities there when given."""
+    probs = version.ensemble.combine(score_samples_members(version, samples) if members is None else members)
     return classification_metrics(probs, samples.labels)

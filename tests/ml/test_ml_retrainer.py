@@ -8,7 +8,7 @@ import pytest
 from components.ml.dataset import head
 from components.ml.features import last_closed_index
 from components.ml.registry import ModelRegistry
-from components.ml.scoring import score_span, score_span_members
+from components.ml.scoring import score_samples_members, score_span, score_span_members
 from components.ml.version import EnsembleVersion
 from core.market import Bars
 from tests.ml.ml_support import FIVE_MIN, end_ts, planted_bars, tiny_retrainer
@@ -51,6 +51,8 @@ def test_gate_promotes_a_clearly_better_challenger_and_rejects_a_worse_one(
     assert evidence["challenger_log_loss"] < evidence["champion_log_loss"] - 0.05
     assert evidence["challenger_auc"] > 0.8
     assert evidence["n_holdout"] == len(holdout)
+    scored = score_samples_members(good_version, holdout)  # as retrain passes them: scored once
+    assert retrainer.champion_gate(weak_version, good_version, holdout, scored) == (promote, evidence)
 
 
 def test_first_retrain_is_promoted_and_a_worse_challenger_is_kept_as_rejected(
