@@ -82,4 +82,3 @@ def per_bar(values: np.ndarray) -> array:
     if np.issubdtype(np.asarray(values).dtype, np.integer):
         return array("q", np.ascontiguousarray(values, dtype=np.int64).tobytes())
     return array("d", np.ascontiguousarray(values, dtype=np.float64).tobytes())
-

@@ -112,7 +112,7 @@ def run_replay(cfg: RunConfig, run_dir: Path, *, config_dump: dict[str, Any] | N
     """
     started = time.perf_counter()
     # Arrow buffers (the market's parquet, every ledger commit) from the system allocator: pyarrow's
-    # default pool keeps freed ones, ~50 MB of a hybrid replay's peak RSS (benchmarks/README.md)
+    # default pool keeps freed ones, ~45 MiB of a hybrid replay's peak RSS (benchmarks/README.md)
     pyarrow.set_memory_pool(pyarrow.system_memory_pool())
     mode = build_mode(cfg.mode)
     components = build_components(cfg)

@@ -18,17 +18,16 @@ import torch
 from components.ml.dataset import Samples
 from components.ml.metrics import log_loss_per_sample
 from components.ml.models import AttentionMLP
-from components.ml.scoring import score_samples_members
 from components.ml.training import predict_proba, standardise
 from components.ml.version import EnsembleVersion
 
 PREFIX = "importance"
 
 
-def feature_importance(version: EnsembleVersion, holdout: Samples, rows: int, seed: int,
-                       holdout_members: np.ndarray | None = None) -> dict[str, float]:
-    """Flat ``importance.*`` metrics of ``version`` on ``holdout`` (empty when ``rows`` is 0);
-    ``holdout_members``: its member probabilities on ``holdout``, when they are scored already."""
+def feature_importance(version: EnsembleVersion, holdout: Samples, holdout_members: np.ndarray, rows: int,
+                       seed: int) -> dict[str, float]:
+    """Flat ``importance.*`` metrics of ``version`` on ``holdout``, whose member probabilities are
+    ``holdout_members`` (empty when ``rows`` is 0)."""
     if rows == 0 or len(holdout) < 2:
         return {}
     keep = np.unique(np.linspace(0, len(holdout) - 1, min(rows, len(holdout))).round().astype(np.int64))
@@ -44,7 +43,7 @@ def feature_importance(version: EnsembleVersion, holdout: Samples, rows: int, se
         out.update({f"{PREFIX}.attention.{n}": float(w) for n, w in zip(names, gate.mean(0).tolist(), strict=True)})
 
     order = np.random.default_rng(seed).permutation(len(y))
-    base = score_samples_members(version, sample) if holdout_members is None else holdout_members[keep]
+    base = holdout_members[keep]
     members = version.ensemble.names
     permuted = np.empty((F, len(y), len(members)))  # [f]: every member with feature f's windows shuffled
     shuffled = X.copy()

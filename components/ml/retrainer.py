@@ -192,7 +192,7 @@ class Retrainer:
         metrics.update({f"holdout_{k}": v for k, v in _version_metrics(version, holdout, holdout_members).items()})
         metrics.update({"n_fit": len(fit), "n_stacking": len(stacking), "n_holdout": len(holdout)})
         started = time.perf_counter()
-        metrics.update(feature_importance(version, holdout, c.importance_rows, c.training.seed, holdout_members))
+        metrics.update(feature_importance(version, holdout, holdout_members, c.importance_rows, c.training.seed))
         self.last_timings["importance"] = time.perf_counter() - started
         version = dataclasses.replace(version, metrics={k: float(v) for k, v in metrics.items()})
         return version, holdout, holdout_members
